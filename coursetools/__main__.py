@@ -1,0 +1,3 @@
+from coursetools.cli import main
+
+main()

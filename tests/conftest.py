@@ -1,0 +1,54 @@
+"""Shared fixtures: a throw-away copy of the course, graded once per test session."""
+import json
+import pathlib
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from coursetools import ASSIGNMENT  # noqa: E402
+from coursetools.course import Course  # noqa: E402
+
+
+class GradedCourse:
+    """A course copy after release, collect, autograde, feedback and export."""
+
+    def __init__(self, course, specs):
+        from coursetools.scores import notebook_scores
+        self.course = course
+        self.specs = specs
+        self.scores = notebook_scores(course)
+
+    def autograded_notebook(self, student, notebook):
+        path = self.course.autograded / student / ASSIGNMENT / f"{notebook}.ipynb"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def cell_errors(self, student, notebook, grade_id):
+        """The error messages of one graded cell in the autograded notebook."""
+        nb = self.autograded_notebook(student, notebook)
+        for cell in nb["cells"] if nb else []:
+            if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+                return [f"{o['ename']}: {o['evalue']}" for o in cell.get("outputs", []) if o["output_type"] == "error"]
+        raise KeyError(f"{notebook} has no cell {grade_id}")
+
+
+@pytest.fixture(scope="session")
+def repo_course():
+    return Course(REPO)
+
+
+@pytest.fixture(scope="session")
+def graded_course(tmp_path_factory):
+    """Every spec in submissions/ autograded in one copy of the course."""
+    from coursetools import cli
+    from coursetools.trial import copy_course
+    root = tmp_path_factory.mktemp("course")
+    course = copy_course(root)
+    cli.release(course)
+    specs = cli.collect(course, REPO / "submissions")
+    cli.autograde(course)
+    cli.feedback(course)
+    cli.export(course, str(root / "grades.csv"))
+    return GradedCourse(course, specs)

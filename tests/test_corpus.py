@@ -1,0 +1,59 @@
+"""Every sample submission in submissions/ gets exactly the score its spec expects.
+
+The reference solution must score full marks on every autograded item, the
+untouched release zero, and each known-wrong submission loses exactly the
+points its spec names, with the diagnosis it names.
+"""
+import pathlib
+
+import pytest
+
+from coursetools.submissions import load_spec
+
+SPECS = sorted((pathlib.Path(__file__).resolve().parent.parent / "submissions").glob("*.toml"))
+
+
+def expected_code_score(spec, notebook, max_code):
+    if notebook in spec["expected"]:
+        return spec["expected"][notebook]
+    return max_code if spec["base"] == "solution" else 0
+
+
+@pytest.mark.parametrize("spec_path", SPECS, ids=[p.stem for p in SPECS])
+def test_submission_scores_as_expected(graded_course, spec_path):
+    spec = load_spec(spec_path)
+    student = spec_path.stem
+    row = graded_course.scores[student]
+    submitted = spec.get("submit") or graded_course.course.notebooks()
+    wrong = {}
+    for notebook in submitted:
+        entry = row[notebook]
+        assert entry is not None, f"{student}: {notebook} was not graded"
+        want = expected_code_score(spec, notebook, entry["max_code_score"])
+        if entry["code_score"] != want:
+            wrong[notebook] = f"expected {want}, got {entry['code_score']} of {entry['max_code_score']}"
+    assert not wrong, f"{student}: {wrong}"
+
+
+@pytest.mark.parametrize("spec_path", [p for p in SPECS if load_spec(p)["message"]],
+                         ids=[p.stem for p in SPECS if load_spec(p)["message"]])
+def test_submission_gets_its_diagnosis(graded_course, spec_path):
+    spec = load_spec(spec_path)
+    for message in spec["message"]:
+        errors = graded_course.cell_errors(spec_path.stem, message["notebook"], message["grade_id"])
+        assert any(message["contains"] in e for e in errors), (
+            f"{spec_path.stem}: {message['grade_id']} should fail with {message['contains']!r}; errors: {errors}")
+
+
+def test_reference_scores_full_marks_everywhere(graded_course):
+    row = graded_course.scores["reference"]
+    assert set(row) == set(graded_course.course.notebooks())
+    for notebook, entry in row.items():
+        assert entry["max_code_score"] > 0, f"{notebook} has no autograded points"
+        assert entry["code_score"] == entry["max_code_score"], f"reference loses points in {notebook}: {entry}"
+
+
+def test_blank_release_scores_zero_on_code(graded_course):
+    for notebook, entry in graded_course.scores["blank"].items():
+        assert entry is not None, f"blank {notebook} not graded"
+        assert entry["code_score"] == 0, f"the blank release earns points in {notebook}: {entry}"

@@ -1,0 +1,60 @@
+"""The source notebooks: valid nbgrader metadata, clean JSON, no outputs."""
+import json
+
+import pytest
+
+from coursetools.nbtext import dumps, notebook_to_text, text_to_notebook
+from conftest import REPO
+
+SOURCE = sorted((REPO / "source" / "session10").glob("*.ipynb"))
+LECTURE_SECTIONS = 10
+
+
+def test_ten_notebooks_numbered_after_the_lecture():
+    numbers = [p.name[:2] for p in SOURCE]
+    assert numbers == [f"{n:02d}" for n in range(1, LECTURE_SECTIONS + 1)]
+
+
+def test_grade_ids_unique_across_the_assignment():
+    seen = {}
+    for path in SOURCE:
+        for cell in json.loads(path.read_text())["cells"]:
+            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if grade_id:
+                assert grade_id not in seen, f"{grade_id} in {path.name} and {seen[grade_id]}"
+                assert grade_id.startswith(f"nb{path.name[:2]}_"), f"{path.name}: {grade_id} lacks its nbNN_ prefix"
+                seen[grade_id] = path.name
+
+
+@pytest.mark.parametrize("path", SOURCE, ids=[p.stem for p in SOURCE])
+def test_graded_cells_have_points_and_valid_flags(path):
+    cells = json.loads(path.read_text())["cells"]
+    graded = 0
+    for cell in cells:
+        meta = cell.get("metadata", {}).get("nbgrader")
+        if not meta:
+            continue
+        assert meta["schema_version"] == 3
+        if meta["grade"]:
+            graded += 1
+            assert isinstance(meta.get("points"), (int, float)) and meta["points"] > 0, meta
+        if meta["grade"] and not meta["solution"]:
+            assert meta["locked"], f"test cell {meta['grade_id']} must be locked"
+            assert cell["cell_type"] == "code"
+        if meta["solution"]:
+            marker = "BEGIN SOLUTION"
+            assert marker in "".join(cell["source"]), f"{meta['grade_id']} has no solution region"
+    assert graded > 0, f"{path.name} has no graded cells"
+
+
+@pytest.mark.parametrize("path", SOURCE, ids=[p.stem for p in SOURCE])
+def test_no_outputs_and_canonical_json(path):
+    """Committed without outputs, and exactly as the text builder writes it:
+    no stray metadata, stable cell ids (rebuild with `coursetools nbtext`)."""
+    text = path.read_text()
+    notebook = json.loads(text)
+    for cell in notebook["cells"]:
+        assert not cell.get("outputs"), f"{path.name}: a cell has outputs"
+        assert cell.get("execution_count") is None
+    rebuilt = dumps(text_to_notebook(notebook_to_text(notebook)))
+    assert rebuilt == text, f"{path.name} is not canonical: dump and rebuild it with coursetools nbtext"
