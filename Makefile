@@ -27,5 +27,14 @@ test: $(STAMP)
 release: $(STAMP)
 	$(PY) -m coursetools release
 
+# A student's view: a private copy of the release (never edit release/ itself).
 lab: $(STAMP)
-	cd release/session10 && ../../$(VENV)/bin/jupyter lab
+	test -d student-copy/session10 || (mkdir -p student-copy && cp -r release/session10 student-copy/)
+	cd student-copy/session10 && ../../$(VENV)/bin/jupyter lab
+
+# The GPU path on a CUDA machine (docs/gpu-check.md). Needs only python3 with torch and
+# numpy, so it uses .venv when there is one and python3 otherwise; no install step.
+# Without CUDA it runs on the CPU and says that the CUDA run is still owed.
+GPU_PY := $(shell test -x $(PY) && echo $(PY) || echo $(PYTHON))
+gpu-check:
+	$(GPU_PY) -m coursetools.gpucheck $(GPU_CHECK_ARGS)

@@ -7,10 +7,12 @@ sys.path.insert(0, COURSE_ROOT)  # so nbgrader can load the preprocessors in cou
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (  # noqa: E402
-    AssignLatePenalties, CheckCellMetadata, GetGrades, IgnorePattern, LimitOutput, SaveAutoGrades)
+    AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades, IgnorePattern, LimitOutput,
+    OverwriteKernelspec, SaveAutoGrades)
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 
-from coursetools.grading import HarmlessStderr, HideHiddenTests, ResilientExecute  # noqa: E402
+from coursetools.grading import (  # noqa: E402
+    HarmlessStderr, HideHiddenTests, RepairMetadata, ResilientExecute, RestoreCells, TamperCheck)
 
 c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
 
@@ -21,24 +23,48 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 
 # Students: course/roster.csv, loaded by `python -m coursetools pipeline` (or `nbgrader db student import`).
 
-# Limits per notebook. A cell that runs longer than this is interrupted and scores 0;
-# the notebook's other cells still run.
-c.Execute.timeout = 60
-# The kernel's data segment is capped, so a memory bomb raises MemoryError in its own cell.
-c.ResilientExecute.memory_limit_mb = 4096
-# Output beyond these limits is cut from the autograded notebook.
+# ---- Limits (docs/grading-guarantees.md) --------------------------------------------
+# Time. A cell that runs longer than Execute.timeout is interrupted and scores 0; the
+# notebook's other cells still run. A notebook whose cells together run longer than
+# notebook_timeout has its remaining cells marked "not run" (they score 0).
+c.Execute.timeout = 60                            # seconds per cell
+c.ResilientExecute.notebook_timeout = 600         # seconds per notebook (wall clock)
+# Memory. The kernel's data segment (RLIMIT_DATA: heap and anonymous mappings, so NumPy
+# and PyTorch tensors too) is capped: a memory bomb raises MemoryError in its own cell.
+c.ResilientExecute.memory_limit_mb = 4096         # MiB per notebook kernel
+# Output. A cell's output is cut while it arrives beyond these sizes, and the
+# autograded notebook (and so the feedback) keeps at most max_lines lines per cell.
+c.ResilientExecute.max_text_chars = 100_000       # characters of text per cell
+c.ResilientExecute.max_output_bytes = 5_000_000   # bytes of output (images included) per cell
 c.LimitOutput.max_lines = 1000
 c.LimitOutput.max_traceback = 100
+# Files. A handed-in notebook or other file above these sizes is quarantined, not graded.
+c.Preflight.max_notebook_mb = 50
+c.Preflight.max_file_mb = 100
+# Tampering with the checks (NumPy, PyTorch, math, builtins, convcheck, IPython) voids the
+# notebook's autograded tests; False: only report it.
+c.TamperCheck.void_on_tampering = True
+# --------------------------------------------------------------------------------------
 
-# A student who deletes a graded cell is still graded: the cell is put back.
+# A student who edits, empties or deletes a read-only or test cell is still graded:
+# the original cell is put back (RestoreCells, nbgrader's OverwriteCells and more).
 c.OverwriteCells.add_missing_cells = True
+c.Autograde.sanitize_preprocessors = [
+    RepairMetadata,
+    ClearOutput,
+    DeduplicateIds,
+    OverwriteKernelspec,
+    RestoreCells,
+    CheckCellMetadata,
+]
 
 c.Autograde.autograde_preprocessors = [
     ResilientExecute,
+    TamperCheck,
+    LimitOutput,
     HarmlessStderr,
     IgnorePattern,
     ClearMetadataPreprocessor,
-    LimitOutput,
     SaveAutoGrades,
     AssignLatePenalties,
     CheckCellMetadata,

@@ -5,9 +5,10 @@
     release    regenerate release/session10 from source/session10
     collect    turn submissions/*.toml into submitted/<student>/session10/
     autograde  autograde everything in submitted/
+    grade-parallel  autograde on every core, or on a Dask cluster (--scheduler)
     feedback   write feedback HTML (hidden tests removed) to feedback/
     export     write grades.csv
-    report     print each student's score per notebook
+    report     the instructor's report: scores, flagged submissions, common mistakes
     validate   run notebooks and exit 1 if any test fails
     trial      try submission specs in a throw-away copy of the course
     nbtext     convert notebooks to and from the text form used for editing
@@ -47,9 +48,12 @@ def reset_samples(course, spec_dir):
         raise SystemExit(f"the gradebook holds students who are not samples ({', '.join(others[:5])}...); "
                          "run the sample pipeline in a copy of the course instead")
     course.db.unlink(missing_ok=True)
-    for folder in (course.submitted, course.autograded, course.feedback):
+    for folder in (course.submitted, course.autograded, course.feedback, course.root / "quarantine"):
         for student in samples:
             shutil.rmtree(folder / student, ignore_errors=True)
+    for student in samples:  # their grading records (coursetools.robust)
+        for suffix in (".json", ".log"):
+            (course.root / "reports" / "outcomes" / f"{student}{suffix}").unlink(missing_ok=True)
 
 
 def collect(course, spec_dir):
@@ -60,14 +64,17 @@ def collect(course, spec_dir):
 
 
 def autograde(course, students=None):
+    """Autograde with coursetools.robust: preflight, one nbgrader run, then a notebook-by-notebook
+    retry of whatever it did not grade; one broken submission never stops the others."""
+    from coursetools.robust import KINDS, all_events, grade_students
     students = students or course.students()
-    for student in students:
-        course.nbgrader("db", "student", "add", student, quiet=True)
-    result = course.nbgrader("autograde", ASSIGNMENT, "--force", check=False, quiet=True)
-    if result.returncode != 0:
-        print(result.stdout[-3000:], file=sys.stderr)
-        raise SystemExit("autograde failed; see the log above")
-    print(f"autograded {len(students)} submissions")
+    outcomes = grade_students(course, students)
+    flagged = [o["student"] for o in outcomes
+               if not o.get("ok") or any(KINDS.get(e["kind"], ("note",))[0] != "note" for e in all_events(o))]
+    print(f"autograded {len(students)} submissions"
+          + (f"; {len(flagged)} flagged (python -m coursetools report): {', '.join(flagged[:10])}"
+             + (" ..." if len(flagged) > 10 else "") if flagged else ""))
+    return outcomes
 
 
 def feedback(course):
@@ -81,8 +88,11 @@ def export(course, path):
 
 
 def report(course):
-    from coursetools.scores import format_table, notebook_scores
-    print(format_table(course, notebook_scores(course)))
+    """Print the instructor's report and write it to reports/report.md."""
+    from coursetools import report as instructor_report
+    path, text = instructor_report.write(course)
+    print(text)
+    print(f"report written to {path.relative_to(course.root)}")
 
 
 def validate(paths):
@@ -105,10 +115,16 @@ def main(argv=None):
     collect_parser.add_argument("--submissions", type=pathlib.Path, default=None)
     grade_parser = sub.add_parser("autograde", help="autograde submitted/")
     grade_parser.add_argument("students", nargs="*")
+    parallel_parser = sub.add_parser("grade-parallel", help="autograde submitted/ on every core or a Dask cluster")
+    parallel_parser.add_argument("students", nargs="*")
+    parallel_parser.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
+    parallel_parser.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
+    parallel_parser.add_argument("--db-url", help="gradebook URL (default: gradebook.db with a busy timeout)")
+    parallel_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     sub.add_parser("feedback", help="feedback HTML without hidden tests")
     export_parser = sub.add_parser("export", help="grades to CSV")
     export_parser.add_argument("--to", default="grades.csv")
-    sub.add_parser("report", help="score table")
+    sub.add_parser("report", help="instructor's report (also reports/report.md)")
     validate_parser = sub.add_parser("validate", help="validate notebooks; exit 1 on any failure")
     validate_parser.add_argument("notebooks", nargs="+")
     trial_parser = sub.add_parser("trial", help="try submission specs in a throw-away copy")
@@ -135,6 +151,10 @@ def main(argv=None):
         collect(course, args.submissions or course.root / "submissions")
     elif args.command == "autograde":
         autograde(course, args.students)
+    elif args.command == "grade-parallel":
+        from coursetools import parallel
+        sys.exit(parallel.main(course, args.students, args.workers, args.scheduler, args.db_url,
+                               not args.no_progress))
     elif args.command == "feedback":
         feedback(course)
     elif args.command == "export":

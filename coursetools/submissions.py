@@ -21,7 +21,58 @@ A spec in ``submissions/<student_id>.toml`` starts from a base and changes it:
     contains = "flipped kernel"
 
 Specs stay in step with the notebooks because the answers come from source/.
+
+Misbehaving and hostile submissions (``submissions/hostile_*.toml``) need more than
+answer cells. These keys change the notebooks or the submission folder; all are optional:
+
+    [[cell]]                     # besides `source`, a cell change may say:
+    notebook = "01_recap_and_motivation"
+    grade_id = "nb01_test_q2_first_layer_params"   # any cell with a grade_id, tests included
+    source = "pass"              # new source (optional)
+    release = true               # or: reset the cell to its release (student) version
+    cell_type = "markdown"       # change the cell's type
+    nbgrader = {points = 100, locked = false}      # merged into the cell's nbgrader metadata
+    strip_nbgrader = true        # drop the cell's nbgrader metadata (an "ordinary" cell now)
+    outputs = [{output_type = "stream", name = "stdout", text = "ok"}]   # saved outputs
+    execution_count = 3          # with outputs: a saved execution count
+
+    [[insert]]                   # a new cell
+    notebook = "01_recap_and_motivation"
+    after = "nb01_setup"         # after the cell with this grade_id ("" = at the top)
+    source = "import os; os._exit(1)"
+    cell_type = "code"           # default
+
+    [[delete]]                   # remove cells by grade_id
+    notebook = "04_hand_calculations"
+    grade_ids = ["nb04_test_ex41_00", "nb04_setup"]
+
+    omit = ["04_hand_calculations"]   # notebooks in `submit` that are not handed in (missing)
+    blank = ["03_the_convolution_operation"]  # notebooks handed in as released, on base "solution" too
+
+    [raw_notebook]               # notebooks written as this exact text (e.g. not valid JSON)
+    "01_recap_and_motivation" = '{"cells": [ '
+
+    [kernelspec]                 # the saved kernelspec of a notebook
+    "01_recap_and_motivation" = {name = "julia-1.9", display_name = "Julia 1.9", language = "julia"}
+
+    [[file]]                     # an extra file in the submission folder
+    path = "notes/todo.txt"      # relative to submitted/<student>/session10/
+    text = "..."
+
+    [[symlink]]                  # a symbolic link in the submission folder
+    path = "answers.txt"
+    target = "/etc/hostname"     # written as given (absolute or relative)
+
+    [[flag]]                     # what the instructor's report must say about this student
+    kind = "tampering"           # an event kind (see coursetools/robust.py: KINDS)
+    notebook = "01_recap_and_motivation"   # optional
+    contains = "math.isclose"    # optional: text of the event's detail
+
+``[expected]`` and ``[[message]]`` are asserted by tests/test_corpus.py; ``[[flag]]``
+by tests/test_robustness.py.
 """
+import copy
+import os
 import pathlib
 import re
 import shutil
@@ -46,6 +97,10 @@ def load_spec(path):
     spec.setdefault("cell", [])
     spec.setdefault("expected", {})
     spec.setdefault("message", [])
+    for key in ("insert", "delete", "file", "symlink", "flag", "omit", "blank"):
+        spec.setdefault(key, [])
+    for key in ("raw_notebook", "kernelspec"):
+        spec.setdefault(key, {})
     return spec
 
 
@@ -55,41 +110,118 @@ def _answers(source_notebook):
             if cell.metadata.get("nbgrader", {}).get("solution")}
 
 
+def _grade_id(cell):
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def _find(notebook, name, grade_id):
+    cells = [c for c in notebook.cells if _grade_id(c) == grade_id]
+    if not cells:
+        raise ValueError(f"{name} has no cell {grade_id!r}")
+    return cells[0]
+
+
+def _output(spec):
+    output = nbformat.from_dict(copy.deepcopy(spec))
+    if output.get("output_type") in ("execute_result", "display_data"):
+        output.setdefault("metadata", {})
+    if output.get("output_type") == "execute_result":
+        output.setdefault("execution_count", None)
+    return output
+
+
+def _change_cell(cell, change, release_cell):
+    if change.get("release"):
+        if release_cell is None:
+            raise ValueError(f"no release version of cell {change['grade_id']!r}")
+        cell.source = release_cell.source
+    if "source" in change:
+        cell.source = change["source"].strip("\n")
+    if "cell_type" in change and change["cell_type"] != cell.cell_type:
+        cell.cell_type = change["cell_type"]
+        if cell.cell_type == "code":
+            cell.setdefault("outputs", [])
+            cell.setdefault("execution_count", None)
+        else:
+            cell.pop("outputs", None)
+            cell.pop("execution_count", None)
+    if "nbgrader" in change:
+        cell.metadata.setdefault("nbgrader", {}).update(change["nbgrader"])
+    if change.get("strip_nbgrader"):
+        cell.metadata.pop("nbgrader", None)
+    if "outputs" in change:
+        cell.outputs = [_output(o) for o in change["outputs"]]
+        cell.execution_count = change.get("execution_count")
+
+
 def build_notebooks(course, spec):
-    """Return {notebook name: NotebookNode} for a spec."""
-    notebooks = {}
+    """Return {notebook name: NotebookNode} for a spec (notebooks to write as JSON)."""
+    notebooks, releases = {}, {}
+    omitted = set(spec.get("omit", []))
     for name in spec.get("submit") or course.notebooks():
         notebook = nbformat.read(course.release / f"{name}.ipynb", as_version=4)
-        if spec["base"] == "solution":
+        releases[name] = copy.deepcopy({_grade_id(c): c for c in notebook.cells if _grade_id(c)})
+        if spec["base"] == "solution" and name not in spec.get("blank", []):
             answers = _answers(nbformat.read(course.source / f"{name}.ipynb", as_version=4))
             for cell in notebook.cells:
-                grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+                grade_id = _grade_id(cell)
                 if grade_id in answers:
                     cell.source = answers[grade_id]
         elif spec["base"] != "release":
             raise ValueError(f"unknown base {spec['base']!r}: use 'solution' or 'release'")
         notebooks[name] = notebook
-    for change in spec["cell"]:
+    for change in spec.get("cell", []):
         if change["notebook"] not in notebooks:
             raise ValueError(f"cell change for {change['notebook']!r}, which this spec does not submit")
-        notebook = notebooks[change["notebook"]]
-        cells = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == change["grade_id"]]
-        if not cells:
-            raise ValueError(f"{change['notebook']} has no cell {change['grade_id']!r}")
-        cells[0].source = change["source"].strip("\n")
-    return notebooks
+        cell = _find(notebooks[change["notebook"]], change["notebook"], change["grade_id"])
+        _change_cell(cell, change, releases[change["notebook"]].get(change["grade_id"]))
+    for insert in spec.get("insert", []):
+        notebook = notebooks[insert["notebook"]]
+        kind = insert.get("cell_type", "code")
+        new = (nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell)(
+            insert["source"].strip("\n"))
+        after = insert.get("after", "")
+        position = 0 if not after else notebook.cells.index(_find(notebook, insert["notebook"], after)) + 1
+        notebook.cells.insert(position, new)
+    for delete in spec.get("delete", []):
+        notebook = notebooks[delete["notebook"]]
+        for grade_id in delete["grade_ids"]:
+            notebook.cells.remove(_find(notebook, delete["notebook"], grade_id))
+    for name, kernelspec in spec.get("kernelspec", {}).items():
+        notebooks[name].metadata["kernelspec"] = dict(kernelspec)
+    return {name: nb for name, nb in notebooks.items()
+            if name not in omitted and name not in spec.get("raw_notebook", {})}
+
+
+def _inside(root, path):
+    root = os.path.realpath(root)
+    return os.path.commonpath([root, os.path.realpath(path)]) == root
 
 
 def materialize(course, spec_path, student_id=None):
-    """Write one spec's notebooks to submitted/<student>/session10/."""
+    """Write one spec's submission folder: submitted/<student>/session10/."""
     spec = load_spec(spec_path)
     student_id = student_id or pathlib.Path(spec_path).stem
     target = course.submitted / student_id / ASSIGNMENT
-    if target.exists():
+    if target.exists() or target.is_symlink():
         shutil.rmtree(target)
     target.mkdir(parents=True)
     for name, notebook in build_notebooks(course, spec).items():
         nbformat.write(notebook, target / f"{name}.ipynb")
+    for name, text in spec["raw_notebook"].items():
+        (target / f"{name}.ipynb").write_text(text)
+    for extra in spec["file"]:
+        path = target / extra["path"]
+        if not _inside(target, path):
+            raise ValueError(f"file {extra['path']!r} would be written outside the submission")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(extra.get("text", ""))
+    for link in spec["symlink"]:
+        path = target / link["path"]
+        if not _inside(target, path.parent):
+            raise ValueError(f"symlink {link['path']!r} would be made outside the submission")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(link["target"], path)
     return student_id
 
 

@@ -393,7 +393,7 @@ def diagnose_conv2d(func, style="full", device=None):
 
 def _raised(prefix, error):
     text = f"{prefix} {type(error).__name__}: {str(error).strip()}"
-    if isinstance(error, ValueError) and "broadcast" in str(error):
+    if isinstance(error, ValueError) and "operands could not be broadcast" in str(error):
         text += (" -- a patch smaller than the kernel: the loops run past the edge; there are"
                  " (H + 2p - k) // s + 1 output rows, and the patch for row i starts at i * s")
     return text
@@ -702,7 +702,7 @@ def check_function_values(func, cases, name=None, hint=None, mistakes=None):
             _fail(f"{call} returned nothing.", expected, None, hint="did you forget `return`?")
         this_hint = hint
         if not (_is_number(got) and got == expected):
-            this_hint = _known_mistake(got, {d: f for d, f in (mistakes or {}).items()},
+            this_hint = _known_mistake(got, {f: d for d, f in (mistakes or {}).items()},
                                        lambda g, f: bool(f(*args, **kwargs) == g)) or hint
         check_scalar(got, expected, call, hint=this_hint)
 
@@ -906,13 +906,6 @@ def check_conv_layer(layer, name, in_channels, out_channels, kernel_size, stride
               f"bias={layer.bias is not None}", hint=f"pass bias={bias} to nn.Conv2d")
 
 
-def _layer_device(layer):
-    """The device of a module's parameters (the CPU when it has none)."""
-    import torch
-    parameter = next(layer.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
-
-
 def check_conv_weight(layer, kernels, name):
     """``layer.weight`` (C_out, C_in, kH, kW) must hold ``kernels`` (same shape), naming the wrong filter.
 
@@ -1027,3 +1020,57 @@ def _diagnose_batch_stride(func, x, w, b, device):
             return f"with stride={stride} the output shape is {got.shape}, expected {want.shape}"
         return f"right with stride 1, wrong with stride={stride}: check where each patch starts"
     return None
+
+
+# ---- added for notebooks 06-07
+
+def _describe(value):
+    if isinstance(value, np.ndarray) or type(value).__module__.startswith("torch"):
+        shape = "x".join(str(n) for n in np.shape(value))
+        return f"<{shape} array of {to_numpy(value).dtype}>"
+    return _short(value, 60)
+
+
+def call_conv(func, *args, name=None, style=None, **kwargs):
+    """Call a student's convolution and return its result as a float64 array.
+
+    An error, a missing result or a result that is not numbers becomes a
+    readable failure naming the call; with ``style`` (as in ``diagnose_conv2d``)
+    the failure also carries the probes' diagnosis.
+    """
+    name = name or getattr(func, "__name__", "your function")
+    call = f"{name}(" + ", ".join([_describe(a) for a in args] + [f"{k}={_describe(v)}" for k, v in kwargs.items()]) + ")"
+    try:
+        got = func(*args, **kwargs)
+    except CheckFailure:
+        raise
+    except Exception as error:  # noqa: BLE001 - turned into a readable failure
+        _fail(f"{call} raised an error.", "an array", f"{type(error).__name__}: {error}",
+              hint=diagnose_conv2d(func, style) if style else None)
+    if got is None:
+        _fail(f"{call} returned nothing.", "an array", None, hint="did you forget `return output`?")
+    try:
+        result = to_numpy(got).astype(np.float64)
+    except (TypeError, ValueError):
+        _fail(f"{call} must return an array of numbers.", "a NumPy array", f"{type(got).__name__}: {_short(got)}")
+    return result
+
+
+def check_value_error(func, name, why, hint=None):
+    """``func()`` must raise ValueError with a non-empty message; ``why`` says what is wrong with the call."""
+    error = check_raises(func, ValueError, name, hint=hint or f"{why}: raise ValueError('...') saying so")
+    check(str(error).strip() != "",
+          f"{name} raised ValueError without a message. Say what is wrong ({why}), e.g. raise ValueError('...').")
+    return error
+
+
+def check_conv_property(got, want, name, atol, hint=None, func=None, style="full"):
+    """Two results that a property of convolution says are equal (``check_array`` within ``atol``).
+
+    With ``func``, a failure also carries ``diagnose_conv2d(func, style)`` as the likely mistake.
+    """
+    try:
+        check_array(got, want, name, atol=atol, hint=hint)
+    except CheckFailure as failure:
+        diagnosis = diagnose_conv2d(func, style) if func is not None else None
+        raise CheckFailure(str(failure) + (f"\n  likely mistake: {diagnosis}" if diagnosis else "")) from None

@@ -1,0 +1,202 @@
+"""The instructor's report after autograding: ``python -m coursetools report``.
+
+Written to ``reports/report.md`` and printed. It has four parts:
+
+1. **Scores**: each student's autograded points per notebook, with a letter for
+   what happened to that notebook (T timed out, K kernel died, M out of memory,
+   X tampering (tests voided), F could not be graded, Q unreadable notebook
+   quarantined, ? code to review, - not handed in).
+2. **Needs attention**: every student with an alarm or warning (tampering,
+   grading failures, timeouts, crashes, memory, quarantined files, code to
+   review), grouped by kind, with the details the grader recorded.
+3. **Most common mistakes**: the diagnoses in the failing tests' messages
+   (convcheck's ``likely mistake: ...`` lines, and the hint a test gives for a
+   known wrong answer), with how many students got each and in which tests:
+   what to re-teach.
+4. **Tests failed most often**, and notes (restored cells, extra files, ...).
+
+Sources: the gradebook (scores), ``reports/outcomes/<student>.json`` (written by
+``coursetools.robust.grade_student``) and the autograded notebooks (messages,
+and the events the grading preprocessors recorded in them).
+"""
+import collections
+import datetime
+import json
+import re
+
+from coursetools import ASSIGNMENT
+from coursetools.robust import KINDS, all_events, load_limits, load_outcomes
+
+REPORT = "reports/report.md"
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+MISTAKE = re.compile(r"likely mistake:\s*(.+)")
+HINT = re.compile(r"^\s*hint:\s*(.+)$", re.M)
+LETTERS = [("tampering", "X"), ("grading_failed", "F"), ("invalid_notebook", "Q"), ("kernel_died", "K"),
+           ("memory", "M"), ("timeout", "T"), ("notebook_timeout", "T"), ("suspicious", "?")]
+NOT_A_MISTAKE = {"NotRun", "KernelDied", "GradingVoided", "CellTimeoutError"}
+
+
+def _autograded(course, student, notebook):
+    path = course.autograded / student / ASSIGNMENT / f"{notebook}.ipynb"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def failing_tests(nb):
+    """[(grade_id, ename, message)] for each autograded test cell of a notebook that has an error."""
+    found = []
+    for cell in nb.get("cells", []) if nb else []:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.get("cell_type") != "code" or not meta.get("grade") or meta.get("solution"):
+            continue
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if errors:
+            first = errors[0]
+            found.append((meta.get("grade_id"), first.get("ename", ""), ANSI.sub("", str(first.get("evalue", "")))))
+    return found
+
+
+def diagnoses(message):
+    """The diagnoses in one failure message: 'likely mistake' lines, else its hint."""
+    found = [m.strip().rstrip(".") for m in MISTAKE.findall(message)]
+    if not found:
+        found = [m.strip().rstrip(".") for m in HINT.findall(message)]
+    return found
+
+
+def collect(course):
+    """Everything the report shows, as data: dict(students, notebooks, scores, outcomes, mistakes, failures)."""
+    from coursetools.scores import notebook_scores
+    notebooks = course.notebooks()
+    scores = notebook_scores(course) if course.db.exists() else {}
+    outcomes = load_outcomes(course)
+    students = sorted(set(scores) | {s for s in outcomes if (course.submitted / s).is_dir()})
+    mistakes = collections.defaultdict(lambda: {"students": set(), "where": set()})
+    failures = collections.defaultdict(set)
+    submitted = collections.defaultdict(set)
+    events = {}
+    for student in students:
+        record = outcomes.get(student, {})
+        events[student] = all_events(record)
+        for notebook in notebooks:
+            status = record.get("notebooks", {}).get(notebook, {}).get("status", "graded")
+            nb = _autograded(course, student, notebook) if status in ("graded", "kept_earlier") else None
+            if nb is None:
+                continue
+            submitted[notebook].add(student)
+            if nb.get("metadata", {}).get("coursetools", {}).get("voided"):
+                continue
+            for grade_id, ename, message in failing_tests(nb):
+                if ename in NOT_A_MISTAKE:
+                    continue
+                failures[(notebook, grade_id)].add(student)
+                for text in diagnoses(message):
+                    mistakes[text]["students"].add(student)
+                    mistakes[text]["where"].add(grade_id)
+    return {"students": students, "notebooks": notebooks, "scores": scores, "outcomes": outcomes,
+            "events": events, "mistakes": dict(mistakes), "failures": dict(failures), "submitted": dict(submitted)}
+
+
+def _letters(events, notebook):
+    kinds = {e["kind"] for e in events if e.get("notebook") == notebook}
+    return "".join(dict.fromkeys(letter for kind, letter in LETTERS if kind in kinds))
+
+
+def _cell(entry, letters, status):
+    if status in ("missing",) and not letters:
+        return "-"
+    if entry is None:
+        return ("-" + letters) if letters else "-"
+    text = f"{entry['code_score']:g}/{entry['max_code_score']:g}"
+    return f"{text} {letters}" if letters else text
+
+
+def render(course, data=None):
+    """The report as Markdown text."""
+    data = data or collect(course)
+    notebooks, students = data["notebooks"], data["students"]
+    limits = load_limits(course)
+    lines = [f"# Autograding report: {ASSIGNMENT}", "",
+             f"{datetime.datetime.now():%Y-%m-%d %H:%M}. {len(students)} students, {len(notebooks)} notebooks. "
+             f"Limits: {limits['cell_timeout']} s per cell, {limits['notebook_timeout']} s per notebook, "
+             f"{limits['memory_limit_mb']} MiB per kernel (nbgrader_config.py; docs/grading-guarantees.md).", "",
+             "## Scores", "",
+             "Autograded (code) points per notebook; written answers are graded by hand in the formgrader.", "",
+             "| student | " + " | ".join(n[:2] for n in notebooks) + " | total | flags |",
+             "|---|" + "---:|" * len(notebooks) + "---:|---|"]
+    for student in students:
+        row = data["scores"].get(student, {})
+        record = data["outcomes"].get(student, {})
+        events = data["events"].get(student, [])
+        cells, total, total_max = [], 0.0, 0.0
+        for notebook in notebooks:
+            entry = row.get(notebook)
+            status = record.get("notebooks", {}).get(notebook, {}).get("status", "graded")
+            cells.append(_cell(entry, _letters(events, notebook), status))
+            if entry:
+                total += entry["code_score"]
+                total_max += entry["max_code_score"]
+        flagged = [KINDS[k][1] for k in dict.fromkeys(e["kind"] for e in events)
+                   if k in KINDS and KINDS[k][0] in ("alarm", "warn")]
+        lines.append(f"| {student} | " + " | ".join(cells) + f" | {total:g}/{total_max:g} | {'; '.join(flagged)} |")
+    lines += ["", "Letters: X tampering (the notebook's tests were voided), F could not be graded, "
+                  "Q unreadable notebook (quarantined), K kernel died, M out of memory, T timed out, "
+                  "? code to review, - not handed in.", ""]
+
+    lines += ["## Needs attention", ""]
+    attention = False
+    for kind, (level, label) in KINDS.items():
+        if level == "note":
+            continue
+        rows = [(s, e) for s in students for e in data["events"].get(s, []) if e["kind"] == kind]
+        if not rows:
+            continue
+        attention = True
+        lines.append(f"### {label} ({len({s for s, _ in rows})} students)")
+        lines.append("")
+        for student, e in rows:
+            where = " / ".join(x for x in (e.get("notebook"), e.get("cell")) if x)
+            how = f" [{e['source']}]" if e.get("source") else ""
+            lines.append(f"- **{student}**{' (' + where + ')' if where else ''}: {e['detail']}{how}")
+        lines.append("")
+    if not attention:
+        lines += ["Nothing: no submission timed out, crashed, tampered or failed to grade.", ""]
+
+    lines += ["## Most common mistakes", "",
+              "From the failing tests' diagnoses (`likely mistake: ...`, or the hint given for a known wrong "
+              "answer): what to re-teach.", ""]
+    mistakes = sorted(data["mistakes"].items(), key=lambda item: (-len(item[1]["students"]), item[0]))
+    if mistakes:
+        lines += ["| diagnosis | students | tests |", "|---|---:|---|"]
+        for text, entry in mistakes[:30]:
+            lines.append(f"| {text.replace('|', '/')} | {len(entry['students'])} | {', '.join(sorted(entry['where']))} |")
+    else:
+        lines.append("No diagnosed mistakes.")
+    lines += ["", "## Tests failed most often", ""]
+    failures = sorted(data["failures"].items(), key=lambda item: (-len(item[1]), item[0]))
+    if failures:
+        lines += ["| test | notebook | students failing | of handed in |", "|---|---|---:|---:|"]
+        for (notebook, grade_id), who in failures[:20]:
+            lines.append(f"| {grade_id} | {notebook} | {len(who)} | {len(data['submitted'].get(notebook, ()))} |")
+    else:
+        lines.append("No test failed.")
+
+    notes = [(s, e) for s in students for e in data["events"].get(s, [])
+             if KINDS.get(e["kind"], ("note",))[0] == "note" and e["kind"] != "missing_notebook"]
+    if notes:
+        lines += ["", "## Notes", ""]
+        for student, e in notes:
+            where = f" ({e['notebook']})" if e.get("notebook") else ""
+            lines.append(f"- {student}{where}: {KINDS.get(e['kind'], ('', e['kind']))[1]}: {e['detail']}")
+    return "\n".join(lines) + "\n"
+
+
+def write(course, path=None):
+    """Write the report (default reports/report.md); return (path, text)."""
+    text = render(course)
+    path = course.root / (path or REPORT)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path, text

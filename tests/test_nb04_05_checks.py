@@ -1,0 +1,165 @@
+"""Notebooks 04 and 05 without nbgrader: the checks they use, and their test cells run in-process.
+
+The real autograding of the specs in submissions/ is covered by the pipeline
+tests; here the same specs run in one Python process (a few seconds), so a
+broken hint or a wrong point count shows up quickly.
+"""
+import json
+import os
+import sys
+import tomllib
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+SESSION = REPO / "source" / "session10"
+sys.path.insert(0, str(SESSION))
+
+import convcheck  # noqa: E402
+from convcheck import CheckFailure  # noqa: E402
+
+NOTEBOOKS = ["04_hand_calculations", "05_convolution_as_a_layer"]
+
+
+# ---------------------------------------------------------------- the checks added for 04-05
+
+def failure(func, *args, **kwargs):
+    with pytest.raises(CheckFailure) as info:
+        func(*args, **kwargs)
+    return str(info.value)
+
+
+def test_check_entry_names_a_missing_element_and_a_known_mistake():
+    assert "has no element grid[1][1]" in failure(convcheck.check_entry, [[1, 2]], (1, 1), 3, "grid")
+    message = failure(convcheck.check_entry, [[3, 1], [1, 3]], (0, 0), -3, "grid", hint="patch ...",
+                      mistakes={3: "flipped kernel"})
+    assert "expected: -3" in message and "got:      3" in message and "flipped kernel" in message
+    assert "patch ..." in failure(convcheck.check_entry, [[2]], (0, 0), -3, "grid", hint="patch ...",
+                                  mistakes={3: "flipped kernel"})
+    convcheck.check_entry([[-3.0, 1]], (0, 0), -3, "grid")
+    convcheck.check_entry(np.array([[0, 7]]), (0, 1), None, "grid")
+    assert "single number" in failure(convcheck.check_entry, [["-3"]], (0, 0), None, "grid")
+
+
+def test_check_hand_value_accepts_fractions_and_rounded_decimals():
+    for value in (Fraction(10, 9), 10 / 9, 1.11, 1.111):
+        convcheck.check_hand_value(value, Fraction(10, 9), "blur", abs_tol=0.005)
+    assert "1/9" in failure(convcheck.check_hand_value, 10, Fraction(10, 9), "blur", abs_tol=0.005,
+                            mistakes={10: "forgot the 1/9"})
+    assert "single number" in failure(convcheck.check_hand_value, "10/9", Fraction(10, 9), "blur")
+
+
+def test_check_sizes_reports_position_and_mistakes_even_with_the_wrong_length():
+    message = failure(convcheck.check_sizes, (16, 23, 23), (16, 24, 24), "shape",
+                      labels=("channels", "height", "width"), mistakes={(16, 23, 23): "off by one"})
+    assert "height: expected 24, got 23" in message and "off by one" in message
+    message = failure(convcheck.check_sizes, (1, 16, 24, 24), (16, 24, 24), "shape",
+                      mistakes={(1, 16, 24, 24): "no batch dimension"})
+    assert "should hold 3 numbers" in message and "no batch dimension" in message
+    convcheck.check_sizes([16, 24, 24], (16, 24, 24), "shape")
+    convcheck.check_sizes(np.array([5, 24]), (5, 24), "sizes")
+
+
+@pytest.mark.parametrize("bad", [(5.0, 3), (True, 3), ("5", 3), "53", 5, {5: 3}])
+def test_check_int_sequence_rejects_non_integers(bad):
+    failure(convcheck.check_int_sequence, bad, 2, "sizes")
+
+
+def test_check_choice_is_forgiving_about_case_but_not_about_the_choice():
+    choices = ("vertical edges", "horizontal edges")
+    convcheck.check_choice("  Vertical  edges ", choices, "feature", expected="vertical edges")
+    assert "offered answers" in failure(convcheck.check_choice, "edges", choices, "feature")
+    assert "K transposed" in failure(convcheck.check_choice, "horizontal edges", choices, "feature",
+                                     expected="vertical edges", mistakes={"horizontal edges": "K transposed"})
+
+
+def test_check_function_values_names_the_call_and_the_mistake():
+    def no_in_channels(c_in, c_out, k, bias=True):
+        return c_out * (k * k + bias)
+
+    def right(c_in, c_out, k, bias=True):
+        return c_out * (c_in * k * k + bias)
+
+    cases = [((1, 16, 5), {}, 416), ((4, 8, 3), {"bias": False}, 288)]
+    convcheck.check_function_values(right, cases)
+    message = failure(convcheck.check_function_values, no_in_channels, cases, name="conv_params",
+                      hint="generic", mistakes={"in_channels forgotten": no_in_channels})
+    assert "conv_params(4, 8, 3, bias=False)" in message and "in_channels forgotten" in message
+
+    def broken(*args, **kwargs):
+        raise TypeError("can't multiply sequence")
+
+    assert "raised an error" in failure(convcheck.check_function_values, broken, cases, name="conv_params")
+
+
+def test_check_counts():
+    convcheck.check_counts({np.float64(2.0): 3, 5: np.int64(1)}, {2: 3, 5: 1}, "counts")
+    assert "non-zero" in failure(convcheck.check_counts, {0: 4, 2: 3, 5: 1}, {2: 3, 5: 1}, "counts")
+    assert "count for value 5" in failure(convcheck.check_counts, {2: 3, 5: 2}, {2: 3, 5: 1}, "counts")
+    assert "dict" in failure(convcheck.check_counts, [(2, 3)], {2: 3}, "counts")
+
+
+# ---------------------------------------------------------------- the notebooks' cells, in-process
+
+def run_notebook(name, replacements=None):
+    """Run a source notebook's code cells in one namespace.
+
+    Returns ({grade_id: error or None} for the graded cells, [errors of the other cells], points per grade_id).
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = json.loads((SESSION / f"{name}.ipynb").read_text())["cells"]
+    namespace = {"__name__": "__main__"}
+    graded, other_errors, points = {}, [], {}
+    cwd = os.getcwd()
+    os.chdir(SESSION)
+    try:
+        for cell in cells:
+            if cell["cell_type"] != "code":
+                continue
+            meta = cell["metadata"].get("nbgrader", {})
+            grade_id = meta.get("grade_id")
+            source = (replacements or {}).get(grade_id, "".join(cell["source"]))
+            try:
+                exec(compile(source, f"<{grade_id or 'cell'}>", "exec"), namespace)  # noqa: S102
+                error = None
+            except Exception as caught:  # noqa: BLE001 - recorded per cell, like the autograder
+                error = caught
+            if meta.get("grade"):
+                graded[grade_id] = error
+                points[grade_id] = meta["points"]
+            elif error is not None:
+                other_errors.append(error)
+    finally:
+        os.chdir(cwd)
+        plt.close("all")
+    return graded, other_errors, points
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_reference_passes_every_test_cell(name):
+    graded, other_errors, points = run_notebook(name)
+    assert graded and not any(graded.values()), {k: repr(v) for k, v in graded.items() if v}
+    assert not other_errors, other_errors
+
+
+def spec_paths():
+    return sorted(p for n in ("04", "05") for p in (REPO / "submissions").glob(f"nb{n}_*.toml"))
+
+
+@pytest.mark.parametrize("path", spec_paths(), ids=lambda p: p.stem)
+def test_wrong_spec_scores_and_messages_in_process(path):
+    spec = tomllib.loads(path.read_text())
+    (notebook,) = spec["submit"]
+    replacements = {c["grade_id"]: c["source"].strip("\n") for c in spec["cell"]}
+    graded, _, points = run_notebook(notebook, replacements)
+    score = sum(p for grade_id, p in points.items() if graded[grade_id] is None)
+    assert score == spec["expected"][notebook], {k: str(v) for k, v in graded.items() if v}
+    for message in spec.get("message", []):
+        error = graded[message["grade_id"]]
+        assert error is not None and message["contains"] in str(error), (message, str(error))
