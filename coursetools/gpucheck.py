@@ -38,8 +38,8 @@ import json
 import os
 import pathlib
 import platform
-import shutil
 import subprocess
+import tempfile
 import sys
 import time
 
@@ -717,7 +717,7 @@ def memory_cap_probe(limit_mb):
     """Does torch (CUDA included) start and convolve under the autograder's RLIMIT_DATA cap?"""
     rows = []
     for cap in ([None, limit_mb] if limit_mb else [None]):
-        with __import__("tempfile").TemporaryDirectory() as folder:
+        with tempfile.TemporaryDirectory() as folder:
             result = plainrun.run_cells([dict(source=CAP_PROBE)], folder, timeout=120, memory_limit_mb=cap)
         cell = result["cells"][0]
         rows.append(dict(cap=f"{cap} MiB" if cap else "none", passed=cell["status"] == "ok",

@@ -237,6 +237,9 @@ class ResilientExecute(Execute):
             pid = self._kernel_pid()
             try:
                 import resource
+                _, hard = resource.prlimit(pid, resource.RLIMIT_DATA)
+                if hard != resource.RLIM_INFINITY:
+                    limit = min(limit, hard)  # a process may lower its hard limit, not raise it
                 resource.prlimit(pid, resource.RLIMIT_DATA, (limit, limit))
             except (ImportError, AttributeError, OSError, TypeError, ValueError) as error:
                 self.log.warning("Could not cap the kernel's memory from outside (%s); capping it from inside", error)

@@ -22,7 +22,6 @@ import datetime
 import json
 import os
 import pathlib
-import shutil
 
 import nbformat
 
@@ -67,6 +66,8 @@ def _inside(folder, path):
 
 def _problem_with_notebook(path, max_bytes):
     """Why nbgrader could not read this notebook, or None."""
+    if not path.is_file():
+        return "not a file"
     size = path.stat().st_size
     if size > max_bytes:
         return f"{size / 2**20:.1f} MiB, over the {max_bytes / 2**20:g} MiB limit"
@@ -153,10 +154,7 @@ def preflight(course, student, max_notebook_mb=50, max_file_mb=100):
                 events.append(event("kernelspec", f"saved with kernel {theirs.get('name')!r} "
                                                   f"({theirs.get('display_name', '?')}); graded with "
                                                   f"{ours.get('name')!r}", notebook=name))
-            deleted, edited = _cell_changes(notebook, release)
-            if deleted:
-                events.append(event("cells_restored", f"deleted locked or test cells {', '.join(deleted)}; "
-                                                      "put back before grading", notebook=name))
+            _, edited = _cell_changes(notebook, release)  # deleted cells: reported by grading.RestoreCells
             if edited:
                 events.append(event("cells_restored", f"edited locked or test cells {', '.join(edited)}; "
                                                       "the originals were run", notebook=name))

@@ -59,11 +59,25 @@ def failing_tests(nb):
 
 
 def diagnoses(message):
-    """The diagnoses in one failure message: 'likely mistake' lines, else its hint."""
+    """The diagnoses in one failure message: its 'likely mistake' lines, else its hint (marked so)."""
     found = [m.strip().rstrip(".") for m in MISTAKE.findall(message)]
     if not found:
-        found = [m.strip().rstrip(".") for m in HINT.findall(message)]
+        found = [f"(hint) {m.strip().rstrip('.')}" for m in HINT.findall(message)]
     return found
+
+
+def _has_stub(nb):
+    """Whether an answer cell still raises the release's NotImplementedError (then NameErrors in tests follow)."""
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code" and cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
+            if any(o.get("ename") == "NotImplementedError" for o in cell.get("outputs", [])):
+                return True
+    return False
+
+
+def not_attempted(ename, message):
+    """A failure that only says the answer was never written (the release's stub ran)."""
+    return ename == "NotImplementedError" or "NotImplementedError" in message
 
 
 def collect(course):
@@ -88,8 +102,9 @@ def collect(course):
             submitted[notebook].add(student)
             if nb.get("metadata", {}).get("coursetools", {}).get("voided"):
                 continue
+            stubbed = _has_stub(nb)
             for grade_id, ename, message in failing_tests(nb):
-                if ename in NOT_A_MISTAKE:
+                if ename in NOT_A_MISTAKE or not_attempted(ename, message) or stubbed and ename == "NameError":
                     continue
                 failures[(notebook, grade_id)].add(student)
                 for text in diagnoses(message):
@@ -165,19 +180,21 @@ def render(course, data=None):
         lines += ["Nothing: no submission timed out, crashed, tampered or failed to grade.", ""]
 
     lines += ["## Most common mistakes", "",
-              "From the failing tests' diagnoses (`likely mistake: ...`, or the hint given for a known wrong "
-              "answer): what to re-teach.", ""]
+              "What to re-teach: the diagnoses in the failing tests' messages (`likely mistake: ...`; where a "
+              "message has none, its hint, marked (hint)). Answers never attempted are left out.", ""]
     mistakes = sorted(data["mistakes"].items(), key=lambda item: (-len(item[1]["students"]), item[0]))
     if mistakes:
         lines += ["| diagnosis | students | tests |", "|---|---:|---|"]
         for text, entry in mistakes[:30]:
-            lines.append(f"| {text.replace('|', '/')} | {len(entry['students'])} | {', '.join(sorted(entry['where']))} |")
+            where = ", ".join(sorted(entry["where"]))
+            lines.append(f"| {text.replace('|', '/')} | {len(entry['students'])} | {where} |")
     else:
         lines.append("No diagnosed mistakes.")
     lines += ["", "## Tests failed most often", ""]
     failures = sorted(data["failures"].items(), key=lambda item: (-len(item[1]), item[0]))
     if failures:
-        lines += ["| test | notebook | students failing | of handed in |", "|---|---|---:|---:|"]
+        lines += ["Answers never attempted are left out.", "",
+                  "| test | notebook | students failing | of handed in |", "|---|---|---:|---:|"]
         for (notebook, grade_id), who in failures[:20]:
             lines.append(f"| {grade_id} | {notebook} | {len(who)} | {len(data['submitted'].get(notebook, ()))} |")
     else:

@@ -1,7 +1,8 @@
 """Autograde one student so that nothing a submission does can stop the class being graded.
 
-``grade_student(course, student)`` is the unit of work of ``python -m coursetools
-autograde`` and of the parallel runner (``coursetools.parallel``):
+``grade_student(course, student)`` is the unit of work of the parallel runner
+(``coursetools.parallel``); ``grade_students(course, students)`` does the same for a
+list with one nbgrader run for all of them first (``python -m coursetools autograde``):
 
 1. **Preflight** (``coursetools.preflight``): unreadable notebooks, links out of
    the submission and oversized files go to ``quarantine/``; the rest is listed.

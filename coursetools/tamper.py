@@ -505,7 +505,8 @@ def _coursetools_make_guard(guarded, checks_modules):
 def guard_install_code(token):
     """Kernel code that installs the guard as builtins.<token> (compiled under its own file name,
     so the guard is not taken for notebook code)."""
-    return (f"exec(compile({GUARD_SOURCE!r}, '<coursetools-guard>', 'exec'), _ct_ns := {{'get_ipython': get_ipython}})\n"
+    return (f"exec(compile({GUARD_SOURCE!r}, '<coursetools-guard>', 'exec'), "
+            "_ct_ns := {'get_ipython': get_ipython})\n"
             f"__import__('builtins').__dict__[{token!r}] = _ct_ns['_coursetools_make_guard']("
             f"{GUARDED_MODULES!r}, {CHECKS_MODULES!r})\n"
             "del _ct_ns\n")

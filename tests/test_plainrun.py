@@ -11,7 +11,6 @@ that lacks them; the blank runs use the real ones.
 import concurrent.futures
 import json
 import os
-import pathlib
 import subprocess
 import sys
 

@@ -148,6 +148,22 @@ def test_preflight_quarantines_and_loses_nothing(tmp_path):
     assert not (folder / f"{name}.ipynb").exists() and not (folder / "outside.txt").is_symlink()
 
 
+def test_report_tallies_the_class_mistakes(graded_course, instructor_report):
+    """Every failure a spec expects is in the report's data; diagnoses are counted per student across the class."""
+    from coursetools import report
+    data = report.collect(graded_course.course)
+    for spec_path in SPECS:
+        for message in load_spec(spec_path)["message"]:
+            failing = data["failures"].get((message["notebook"], message["grade_id"]), set())
+            assert spec_path.stem in failing, f"{spec_path.stem}: {message['grade_id']} not counted as failed"
+    counts = sorted((len(entry["students"]) for entry in data["mistakes"].values()), reverse=True)
+    assert counts and counts[0] >= 2, "the same diagnosis from several students is counted once per student"
+    table = instructor_report.split("## Most common mistakes")[1].split("\n## ")[0]
+    assert "| diagnosis | students | tests |" in table
+    top = max(data["mistakes"].items(), key=lambda item: len(item[1]["students"]))
+    assert f"| {top[0].replace('|', '/')} | {len(top[1]['students'])} |" in table
+
+
 # ----------------------------------------------------------------------------- limits and crashes
 
 def test_dead_kernel_and_timeout_cost_only_their_notebook(graded_course):
@@ -298,7 +314,10 @@ def test_a_hidden_line_printed_by_student_code_is_cut_from_feedback(graded_cours
     """hostile_stderr warns with the caller's line: a hidden test's line reaches the autograded
     notebook's output, and must not reach the feedback."""
     course = graded_course.course
-    secrets = secret_lines(course)
+    submitted = json.loads((course.submitted / "hostile_stderr" / ASSIGNMENT / "03_the_convolution_operation.ipynb")
+                           .read_text())
+    theirs = "\n".join("".join(c["source"]) for c in submitted["cells"])  # their own lines are theirs to see
+    secrets = [line for line in secret_lines(course) if line not in theirs]
     nb = graded_course.autograded_notebook("hostile_stderr", "03_the_convolution_operation")
     shown = "\n".join(outputs_text(c) for c in nb["cells"])
     quoted = [line for line in secrets if line in shown]
@@ -413,12 +432,21 @@ source = "import time; time.sleep(6)"
 notebook = "01_recap_and_motivation"
 after = "nb01_setup"
 source = "import time; time.sleep(6)"
+
+[[insert]]
+notebook = "01_recap_and_motivation"
+after = "nb01_setup"
+source = """
+open("leak.txt", "w").write("written while graded")
+open("../../../source/session10/planted.txt", "w").write("a submission wrote this")
+"""
 '''
 
 
 def test_configured_limits_apply(graded_course, tmp_path):
     """With tight limits: a loop that swallows KeyboardInterrupt is killed, a notebook over its time limit
-    stops, a 2 GiB torch tensor is refused under a 1.5 GiB cap and the kernel goes on."""
+    stops, a 2 GiB torch tensor is refused under a 1.5 GiB cap and the kernel goes on. Files written while
+    graded are moved out of the autograded folder; a file planted in source/ raises an alarm."""
     import time
     course = copy_graded(graded_course, tmp_path / "course")
     with open(course.root / "nbgrader_config.py", "a") as config:
@@ -446,6 +474,12 @@ def test_configured_limits_apply(graded_course, tmp_path):
     assert ("memory", "04_hand_calculations") in kinds
 
     assert scores[slow]["01_recap_and_motivation"]["code_score"] == 0
-    assert ("notebook_timeout", "01_recap_and_motivation") in {
-        (e["kind"], e.get("notebook")) for e in all_events(records[slow])}
+    slow_kinds = {(e["kind"], e.get("notebook")) for e in all_events(records[slow])}
+    assert ("notebook_timeout", "01_recap_and_motivation") in slow_kinds
+    # what the notebook wrote: moved out of the autograded folder (so never in feedback), and an alarm
+    # for the file it planted among the course's sources
+    assert ("files_written", None) in slow_kinds and ("course_files_changed", None) in slow_kinds
+    assert not (course.autograded / slow / ASSIGNMENT / "leak.txt").exists()
+    assert (course.root / "quarantine" / slow / "written-during-grading" / "leak.txt").read_text() == \
+        "written while graded"
     print(f"limits test: two students graded in {took:.0f} s")
