@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: grade test venv release gpu-check bench lab
+.PHONY: grade test venv release gpu-check gpu-wheels bench lab
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is needed (torch 2.14.1 wheels)"'
@@ -38,3 +38,7 @@ lab: $(STAMP)
 GPU_PY := $(shell test -x $(PY) && echo $(PY) || echo $(PYTHON))
 gpu-check:
 	$(GPU_PY) -m coursetools.gpucheck $(GPU_CHECK_ARGS)
+
+# Wheels for real nbgrader autograde on a GPU machine without Jupyter (gpu/device_run.sh).
+gpu-wheels: $(STAMP)
+	gpu/fetch_wheels.sh .whl

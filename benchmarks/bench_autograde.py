@@ -283,8 +283,8 @@ def per_notebook(template, solution, workdir):
 
 # ----------------------------------------------------------------------------- throughput
 
-def throughput(template, solution, workdir, sizes, workers, skip_sequential=False):
-    results = []
+def throughput(template, solution, workdir, sizes, workers, skip_sequential=False, results=None, on_result=None):
+    results = [] if results is None else results
     for n in sizes:
         entry = dict(n=n, workers=workers)
         seq_course, students = class_copy(template, workdir / f"seq-{n}", n, solution)
@@ -304,6 +304,8 @@ def throughput(template, solution, workdir, sizes, workers, skip_sequential=Fals
             seq_rows = export_rows(seq_course)
             entry["identical"] = seq_rows == par_rows and len(seq_rows) == n
         results.append(entry)
+        if on_result:
+            on_result()
         shutil.rmtree(seq_course.root, ignore_errors=True)
         shutil.rmtree(par_course.root, ignore_errors=True)
     return results
@@ -383,9 +385,11 @@ def report(info, costs, profile, results, n_notebooks):
             out.append(f"  per-submission target: 2 x (floor {profile['floor_wall']:.2f} + {n_notebooks} x kernel "
                        f"start {k:.2f}) = {budget:.2f} s; grade-parallel at N={big['n']}: {per_sub:.2f} s wall/sub "
                        f"({'met' if per_sub <= budget else 'NOT met'})")
-            cpu_budget = 2 * (profile["floor_cpu"] + n_notebooks * k)
+            k_cpu = costs["kernel"]["start_cpu"]
+            cpu_budget = 2 * (profile["floor_cpu"] + n_notebooks * k_cpu)
             per_cpu = big["parallel"]["cpu"] / big["n"]
-            out.append(f"  same in CPU seconds: budget {cpu_budget:.2f}, grade-parallel {per_cpu:.2f} cpu/sub "
+            out.append(f"  same in CPU seconds: 2 x (floor {profile['floor_cpu']:.2f} + {n_notebooks} x kernel start+shutdown "
+                       f"{k_cpu:.2f}) = {cpu_budget:.2f}; grade-parallel {per_cpu:.2f} cpu/sub "
                        f"({'met' if per_cpu <= cpu_budget else 'NOT met'})")
     return "\n".join(out)
 
@@ -411,21 +415,27 @@ def main(argv=None):
     notebooks = args.notebooks.split(",") if args.notebooks else None
     template, solution = template_course(workdir, notebooks)
     print(f"notebooks: {', '.join(solution)}", file=sys.stderr)
-    costs = profile = None
-    results = []
+    figures = dict(machine=info, costs=None, profile=None, throughput=[], notebooks=list(solution))
+
+    def save():  # after every phase, so a long run that is stopped keeps what it measured
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=1, default=str))
+
     if not args.no_profile:
-        costs = fixed_costs(workdir)
-        profile = per_notebook(template, solution, workdir)
+        figures["costs"] = fixed_costs(workdir)
+        save()
+        figures["profile"] = per_notebook(template, solution, workdir)
+        save()
     if not args.profile_only:
         sizes = [int(s) for s in args.sizes.split(",") if s]
-        results = throughput(template, solution, workdir, sizes, args.workers, args.skip_sequential)
+        throughput(template, solution, workdir, sizes, args.workers, args.skip_sequential,
+                   results=figures["throughput"], on_result=save)
     info["load_end"] = load()
-    text = report(info, costs, profile, results, len(solution))
+    save()
+    results = figures["throughput"]
+    text = report(info, figures["costs"], figures["profile"], results, len(solution))
     print(text)
     print(f"load average at end {info['load_end']}")
-    if args.json:
-        args.json.write_text(json.dumps(dict(machine=info, costs=costs, profile=profile, throughput=results,
-                                             notebooks=list(solution)), indent=1, default=str))
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if all(r.get("identical", True) for r in results) else 1
