@@ -1,6 +1,6 @@
 #!/bin/bash
 # One call on a GPU machine (docs/gpu-check.md): the GPU check, and real `nbgrader autograde`
-# of the reference and two known-wrong submissions, from wheels that gpu/fetch_wheels.sh put in .whl.
+# of the whole sample corpus, from the wheels that gpu/fetch_wheels.sh put in .whl.
 #   OUT=/somewhere gpu/device_run.sh      (the device tool sets OUT; results land there)
 set -u
 cd "$(dirname "$0")/.."
@@ -18,21 +18,15 @@ timeout "${GPUCHECK_TIMEOUT:-420}" python3 -m coursetools.gpucheck --out "$OUT/g
 check=$!
 # nbgrader starts once the timing and tolerance parts are done, so that it does not disturb the timings
 until grep -q "memory cap probe" "$OUT/gpucheck.log" 2>/dev/null || ! kill -0 $check 2>/dev/null; do sleep 2; done
-start=$(date +%s)
-# two trials side by side, each autograding in its own throw-away copy of the course
-timeout "${TRIAL_TIMEOUT:-300}" python3 -m coursetools trial submissions/reference.toml \
-  > "$OUT/nbgrader-reference.log" 2>&1 &
-reference=$!
-timeout "${TRIAL_TIMEOUT:-300}" python3 -m coursetools trial \
-  ${TRIAL_SPECS:-submissions/nb07_flipped_kernel.toml submissions/nb10_channels_not_summed.toml} \
-  > "$OUT/nbgrader-wrong.log" 2>&1
-wrong=$?
-echo "known-wrong trial: exit $wrong after $(( $(date +%s) - start )) s" | tee -a "$OUT/nbgrader-wrong.log"
-wait $reference; right=$?
-echo "reference trial: exit $right after $(( $(date +%s) - start )) s" | tee -a "$OUT/nbgrader-reference.log"
+# every spec in submissions/, graded by grade-parallel in a throw-away course copy, checked against its spec
+corpus=/tmp/session10-corpus
+timeout "${CORPUS_TIMEOUT:-420}" python3 -m coursetools.corpus --keep $corpus --workers "${CORPUS_WORKERS:-8}" \
+  --json "$OUT/corpus.json" ${CORPUS_SPECS:-} > "$OUT/nbgrader-corpus.log" 2>&1
+graded=$?
+# which device the hidden tests' reference convolutions ran on, as the feedback names it
+grep -rhoE "reference: torch on [a-z]+" $corpus/autograded | sort | uniq -c | tee -a "$OUT/nbgrader-corpus.log"
 wait $check; status=$?
-echo "gpucheck: exit $status"
-tail -40 "$OUT/gpucheck.log"
-tail -5 "$OUT/nbgrader-reference.log"
-grep -E "^student|^nb|torch on" "$OUT/nbgrader-wrong.log" | tail -30
-[ $status -eq 0 ] && [ $wrong -eq 0 ] && [ $right -eq 0 ]
+echo "gpucheck: exit $status; corpus: exit $graded"
+tail -12 "$OUT/gpucheck.log"
+grep -v "autograde: " "$OUT/nbgrader-corpus.log" | tail -8
+[ $status -eq 0 ] && [ $graded -eq 0 ]

@@ -25,14 +25,6 @@ class GradedCourse:
         path = self.course.autograded / student / ASSIGNMENT / f"{notebook}.ipynb"
         return json.loads(path.read_text()) if path.exists() else None
 
-    def cell_errors(self, student, notebook, grade_id):
-        """The error messages of one graded cell in the autograded notebook."""
-        nb = self.autograded_notebook(student, notebook)
-        for cell in nb["cells"] if nb else []:
-            if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
-                return [f"{o['ename']}: {o['evalue']}" for o in cell.get("outputs", []) if o["output_type"] == "error"]
-        raise KeyError(f"{notebook} has no cell {grade_id}")
-
 
 @pytest.fixture(scope="session")
 def repo_course():

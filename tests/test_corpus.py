@@ -8,41 +8,23 @@ import pathlib
 
 import pytest
 
+from coursetools.corpus import message_problems, score_problems
 from coursetools.submissions import load_spec
 
 SPECS = sorted((pathlib.Path(__file__).resolve().parent.parent / "submissions").glob("*.toml"))
 
 
-def expected_code_score(spec, notebook, max_code):
-    if notebook in spec["expected"]:
-        return spec["expected"][notebook]
-    return max_code if spec["base"] == "solution" else 0
-
-
 @pytest.mark.parametrize("spec_path", SPECS, ids=[p.stem for p in SPECS])
 def test_submission_scores_as_expected(graded_course, spec_path):
-    spec = load_spec(spec_path)
-    student = spec_path.stem
-    row = graded_course.scores[student]
-    submitted = spec.get("submit") or graded_course.course.notebooks()
-    wrong = {}
-    for notebook in submitted:
-        entry = row[notebook]
-        assert entry is not None, f"{student}: {notebook} was not graded"
-        want = expected_code_score(spec, notebook, entry["max_code_score"])
-        if entry["code_score"] != want:
-            wrong[notebook] = f"expected {want}, got {entry['code_score']} of {entry['max_code_score']}"
-    assert not wrong, f"{student}: {wrong}"
+    problems = score_problems(graded_course.course, graded_course.scores, spec_path)
+    assert not problems, problems
 
 
 @pytest.mark.parametrize("spec_path", [p for p in SPECS if load_spec(p)["message"]],
                          ids=[p.stem for p in SPECS if load_spec(p)["message"]])
 def test_submission_gets_its_diagnosis(graded_course, spec_path):
-    spec = load_spec(spec_path)
-    for message in spec["message"]:
-        errors = graded_course.cell_errors(spec_path.stem, message["notebook"], message["grade_id"])
-        assert any(message["contains"] in e for e in errors), (
-            f"{spec_path.stem}: {message['grade_id']} should fail with {message['contains']!r}; errors: {errors}")
+    problems = message_problems(graded_course.course, spec_path)
+    assert not problems, problems
 
 
 def test_reference_scores_full_marks_everywhere(graded_course):

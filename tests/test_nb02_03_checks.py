@@ -1,32 +1,10 @@
-"""Notebooks 02 and 03 without nbgrader: the checks they add, their helpers, and their test cells in-process.
-
-The real autograding of the specs in submissions/ is covered by the pipeline
-tests; here the same specs run in one Python process (a few seconds), so a
-broken hint or a wrong point count shows up quickly.
-"""
-import json
-import os
-import sys
-import tomllib
-
+"""Notebooks 02 and 03 without nbgrader: the checks they add, their helpers, and their test cells in-process."""
 import numpy as np
 import pytest
 
-from conftest import REPO
-
-SESSION = REPO / "source" / "session10"
-sys.path.insert(0, str(SESSION))
-
-import convcheck  # noqa: E402
-from convcheck import CheckFailure  # noqa: E402
+from inprocess import check_spec, convcheck, failure, run_notebook, spec_names
 
 NOTEBOOKS = ["02_why_mlps_fail", "03_the_convolution_operation"]
-
-
-def failure(func, *args, **kwargs):
-    with pytest.raises(CheckFailure) as info:
-        func(*args, **kwargs)
-    return str(info.value)
 
 
 # ---------------------------------------------------------------- the checks added for 02-03
@@ -95,55 +73,15 @@ def test_check_true_convolution_accepts_the_rotated_kernel_and_reports_errors():
                                          np.ones((4, 4)), np.ones((2, 2)))
 
 
-# ---------------------------------------------------------------- the notebooks' cells, in-process
-
-def run_notebook(name, replacements=None):
-    """Run a source notebook's code cells in one namespace.
-
-    Returns ({grade_id: error or None} for the graded cells, [errors of the other cells],
-    points per grade_id, the namespace).
-    """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cells = json.loads((SESSION / f"{name}.ipynb").read_text())["cells"]
-    namespace = {"__name__": "__main__"}
-    graded, other_errors, points = {}, [], {}
-    cwd = os.getcwd()
-    os.chdir(SESSION)
-    try:
-        for cell in cells:
-            if cell["cell_type"] != "code":
-                continue
-            meta = cell["metadata"].get("nbgrader", {})
-            grade_id = meta.get("grade_id")
-            source = (replacements or {}).get(grade_id, "".join(cell["source"]))
-            try:
-                exec(compile(source, f"<{grade_id or 'cell'}>", "exec"), namespace)  # noqa: S102
-                error = None
-            except Exception as caught:  # noqa: BLE001 - recorded per cell, like the autograder
-                error = caught
-            if meta.get("grade"):
-                graded[grade_id] = error
-                points[grade_id] = meta["points"]
-            elif error is not None:
-                other_errors.append(error)
-    finally:
-        os.chdir(cwd)
-        plt.close("all")
-    return graded, other_errors, points, namespace
-
-
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_reference_passes_every_test_cell(name):
-    graded, other_errors, _, _ = run_notebook(name)
-    assert graded and not any(graded.values()), {k: repr(v) for k, v in graded.items() if v}
-    assert not other_errors, other_errors
+    run = run_notebook(name)
+    assert run.errors and not run.failed(), run.failed()
+    assert not run.other_errors, run.other_errors
 
 
 def test_notebook_02_helper_and_worked_values():
-    _, _, _, ns = run_notebook("02_why_mlps_fail")
+    ns = run_notebook("02_why_mlps_fail").namespace
     rng = np.random.default_rng(5)
     for image_shape, kernel_shape in [((28, 28), (3, 3)), ((7, 9), (2, 4)), ((5, 5), (5, 1))]:
         image, kernel = rng.standard_normal(image_shape), rng.standard_normal(kernel_shape)
@@ -162,7 +100,7 @@ def test_notebook_02_helper_and_worked_values():
 
 
 def test_notebook_03_explorer_updates_patch_and_sum():
-    _, _, _, ns = run_notebook("03_the_convolution_operation")
+    ns = run_notebook("03_the_convolution_operation").namespace
     explorer = ns["explorer"]
     choice, sliders, view = explorer.children
     row, col = sliders.children
@@ -181,7 +119,7 @@ def test_notebook_03_explorer_updates_patch_and_sum():
 
 
 def test_notebook_03_hidden_expectations_follow_from_the_definitions():
-    _, _, _, ns = run_notebook("03_the_convolution_operation")
+    ns = run_notebook("03_the_convolution_operation").namespace
     checker, x_kernel = ns["CHECKERBOARD"], ns["X_KERNEL"]
     np.testing.assert_array_equal(convcheck.conv2d_reference(checker, x_kernel), [[5, 0, 5], [0, 5, 0], [5, 0, 5]])
     for name, kernel in ns["KERNELS"].items():
@@ -191,18 +129,6 @@ def test_notebook_03_hidden_expectations_follow_from_the_definitions():
         assert symmetric == same == (name in {"checkerboard X", "box blur", "Laplacian"}), name
 
 
-def spec_paths():
-    return sorted(p for n in ("02", "03") for p in (REPO / "submissions").glob(f"nb{n}_*.toml"))
-
-
-@pytest.mark.parametrize("path", spec_paths(), ids=lambda p: p.stem)
-def test_wrong_spec_scores_and_messages_in_process(path):
-    spec = tomllib.loads(path.read_text())
-    (notebook,) = spec["submit"]
-    replacements = {c["grade_id"]: c["source"].strip("\n") for c in spec["cell"]}
-    graded, _, points, _ = run_notebook(notebook, replacements)
-    score = sum(p for grade_id, p in points.items() if graded[grade_id] is None)
-    assert score == spec["expected"][notebook], {k: str(v) for k, v in graded.items() if v}
-    for message in spec.get("message", []):
-        error = graded[message["grade_id"]]
-        assert error is not None and message["contains"] in str(error), (message, str(error))
+@pytest.mark.parametrize("name", spec_names("nb02", "nb03"))
+def test_wrong_spec_scores_and_messages_in_process(name):
+    check_spec(name)

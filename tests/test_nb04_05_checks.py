@@ -1,36 +1,15 @@
-"""Notebooks 04 and 05 without nbgrader: the checks they use, and their test cells run in-process.
-
-The real autograding of the specs in submissions/ is covered by the pipeline
-tests; here the same specs run in one Python process (a few seconds), so a
-broken hint or a wrong point count shows up quickly.
-"""
-import json
-import os
-import sys
-import tomllib
+"""Notebooks 04 and 05 without nbgrader: the checks they use, and their test cells run in-process."""
 from fractions import Fraction
 
 import numpy as np
 import pytest
 
-from conftest import REPO
-
-SESSION = REPO / "source" / "session10"
-sys.path.insert(0, str(SESSION))
-
-import convcheck  # noqa: E402
-from convcheck import CheckFailure  # noqa: E402
+from inprocess import check_spec, convcheck, failure, run_notebook, spec_names
 
 NOTEBOOKS = ["04_hand_calculations", "05_convolution_as_a_layer"]
 
 
 # ---------------------------------------------------------------- the checks added for 04-05
-
-def failure(func, *args, **kwargs):
-    with pytest.raises(CheckFailure) as info:
-        func(*args, **kwargs)
-    return str(info.value)
-
 
 def test_check_entry_names_a_missing_element_and_a_known_mistake():
     assert "has no element grid[1][1]" in failure(convcheck.check_entry, [[1, 2]], (1, 1), 3, "grid")
@@ -102,64 +81,13 @@ def test_check_counts():
     assert "dict" in failure(convcheck.check_counts, [(2, 3)], {2: 3}, "counts")
 
 
-# ---------------------------------------------------------------- the notebooks' cells, in-process
-
-def run_notebook(name, replacements=None):
-    """Run a source notebook's code cells in one namespace.
-
-    Returns ({grade_id: error or None} for the graded cells, [errors of the other cells], points per grade_id).
-    """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cells = json.loads((SESSION / f"{name}.ipynb").read_text())["cells"]
-    namespace = {"__name__": "__main__"}
-    graded, other_errors, points = {}, [], {}
-    cwd = os.getcwd()
-    os.chdir(SESSION)
-    try:
-        for cell in cells:
-            if cell["cell_type"] != "code":
-                continue
-            meta = cell["metadata"].get("nbgrader", {})
-            grade_id = meta.get("grade_id")
-            source = (replacements or {}).get(grade_id, "".join(cell["source"]))
-            try:
-                exec(compile(source, f"<{grade_id or 'cell'}>", "exec"), namespace)  # noqa: S102
-                error = None
-            except Exception as caught:  # noqa: BLE001 - recorded per cell, like the autograder
-                error = caught
-            if meta.get("grade"):
-                graded[grade_id] = error
-                points[grade_id] = meta["points"]
-            elif error is not None:
-                other_errors.append(error)
-    finally:
-        os.chdir(cwd)
-        plt.close("all")
-    return graded, other_errors, points
-
-
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_reference_passes_every_test_cell(name):
-    graded, other_errors, points = run_notebook(name)
-    assert graded and not any(graded.values()), {k: repr(v) for k, v in graded.items() if v}
-    assert not other_errors, other_errors
+    run = run_notebook(name)
+    assert run.errors and not run.failed(), run.failed()
+    assert not run.other_errors, run.other_errors
 
 
-def spec_paths():
-    return sorted(p for n in ("04", "05") for p in (REPO / "submissions").glob(f"nb{n}_*.toml"))
-
-
-@pytest.mark.parametrize("path", spec_paths(), ids=lambda p: p.stem)
-def test_wrong_spec_scores_and_messages_in_process(path):
-    spec = tomllib.loads(path.read_text())
-    (notebook,) = spec["submit"]
-    replacements = {c["grade_id"]: c["source"].strip("\n") for c in spec["cell"]}
-    graded, _, points = run_notebook(notebook, replacements)
-    score = sum(p for grade_id, p in points.items() if graded[grade_id] is None)
-    assert score == spec["expected"][notebook], {k: str(v) for k, v in graded.items() if v}
-    for message in spec.get("message", []):
-        error = graded[message["grade_id"]]
-        assert error is not None and message["contains"] in str(error), (message, str(error))
+@pytest.mark.parametrize("name", spec_names("nb04", "nb05"))
+def test_wrong_spec_scores_and_messages_in_process(name):
+    check_spec(name)

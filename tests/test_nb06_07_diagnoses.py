@@ -9,91 +9,34 @@
   (border bugs, one-sided padding with a changed shape, transposed kernel shapes ...),
   and the tolerance, library and error checks.
 """
-import json
-import linecache
 import re
-import sys
-import tomllib
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from inprocess import check_spec, convcheck, load_spec, run_notebook, spec_names
 
-SOURCE = REPO / "source" / "session10"
-sys.path.insert(0, str(SOURCE))
-
-import convcheck  # noqa: E402
-
-MARKERS = re.compile(r"^\s*(###|===) ?(BEGIN|END) (SOLUTION|HIDDEN TESTS) ?(===)?\s*$")
 NB06, NB07 = "06_padding_and_stride", "07_convolution_from_scratch"
-
-
-def _spec(name):
-    with open(REPO / "submissions" / f"{name}.toml", "rb") as handle:
-        return tomllib.load(handle)
-
-
-def _specs(prefix):
-    return sorted(p.stem for p in (REPO / "submissions").glob(f"{prefix}_*.toml"))
-
-
-def run_notebook(notebook, spec=None):
-    """Run a notebook's graded cells in-process, answer cells replaced as ``spec`` says.
-
-    Returns (namespace, {grade_id: error message or None}, {grade_id: points}).
-    """
-    spec = spec or {}
-    changes = {c["grade_id"]: c["source"] for c in spec.get("cell", []) if c["notebook"] == notebook}
-    cells = json.loads((SOURCE / f"{notebook}.ipynb").read_text())["cells"]
-    namespace = {"__name__": "__nbtest__"}
-    results, points = {}, {}
-    for n, cell in enumerate(cells):
-        meta = cell.get("metadata", {}).get("nbgrader")
-        if cell["cell_type"] != "code" or not meta:
-            continue  # lesson text and plain figure cells
-        source = changes.get(meta["grade_id"], "".join(cell["source"]))
-        source = "\n".join(line for line in source.splitlines() if not MARKERS.match(line))
-        filename = f"<{notebook} cell {n}>"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        try:
-            exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - the course's own notebooks
-            error = None
-        except Exception as exc:  # noqa: BLE001 - a failing test cell is a result
-            error = f"{type(exc).__name__}: {exc}"
-        if meta.get("grade"):
-            results[meta["grade_id"]] = error
-            points[meta["grade_id"]] = meta["points"]
-    return namespace, results, points
 
 
 @pytest.fixture(scope="module")
 def reference07():
-    namespace, results, _ = run_notebook(NB07)
-    assert not any(results.values()), {k: v for k, v in results.items() if v}
-    return namespace
+    run = run_notebook(NB07, graded_only=True)
+    assert not run.failed(), run.failed()
+    return run.namespace
 
 
 # ---------------------------------------------------------------- every spec, replayed without nbgrader
 
-@pytest.mark.parametrize("name", _specs("nb06") + _specs("nb07"))
+@pytest.mark.parametrize("name", spec_names("nb06", "nb07"))
 def test_spec_scores_and_messages(name):
-    spec = _spec(name)
-    notebook = spec["submit"][0]
-    _, results, points = run_notebook(notebook, spec)
-    total = sum(points.values())
-    score = sum(p for grade_id, p in points.items() if results[grade_id] is None)
-    assert score == spec.get("expected", {}).get(notebook, total), \
-        {grade_id: error for grade_id, error in results.items() if error}
-    for message in spec.get("message", []):
-        error = results[message["grade_id"]]
-        assert error is not None and message["contains"] in error, (message, error)
+    check_spec(name, graded_only=True)
 
 
 def test_reference_solutions_score_full_marks():
     for notebook in (NB06, NB07):
-        _, results, _ = run_notebook(notebook)
-        assert not any(results.values()), {k: v for k, v in results.items() if v}
+        run = run_notebook(notebook, graded_only=True)
+        assert run.errors and not run.failed(), run.failed()
 
 
 # ---------------------------------------------------------------- the nb07 wrong implementations, diagnosed directly
@@ -113,7 +56,7 @@ WRONG_07 = [
 
 @pytest.mark.parametrize("name, function, style, diagnosis", WRONG_07)
 def test_wrong_implementation_is_diagnosed(name, function, style, diagnosis):
-    namespace, _, _ = run_notebook(NB07, _spec(name))
+    namespace = run_notebook(NB07, load_spec(name), graded_only=True).namespace
     func = namespace[function]
     assert diagnosis in (convcheck.diagnose_conv2d(func, style) or "")
     # check_conv2d's message: the first wrong element, both values, the tolerance and the diagnosis
@@ -130,7 +73,7 @@ def test_wrong_implementation_is_diagnosed(name, function, style, diagnosis):
 
 
 def test_library_call_is_named_and_values_are_right():
-    namespace, _, _ = run_notebook(NB07, _spec("nb07_library_torch"))
+    namespace = run_notebook(NB07, load_spec("nb07_library_torch"), graded_only=True).namespace
     assert convcheck.diagnose_conv2d(namespace["conv2d"], "conv2d") is None
     for function in ("conv2d", "conv2d_padded"):  # conv2d_padded reuses the student's conv2d
         with pytest.raises(convcheck.CheckFailure, match=r"a call to F\.conv2d"):
@@ -138,9 +81,9 @@ def test_library_call_is_named_and_values_are_right():
     convcheck.check_no_library_conv(namespace["conv2d_full"])
 
 
-@pytest.mark.parametrize("name", ["reference"] + [n for n in _specs("nb07") if n.startswith("nb07_ok_")])
+@pytest.mark.parametrize("name", ["reference"] + [n for n in spec_names("nb07") if n.startswith("nb07_ok_")])
 def test_correct_variants_pass_every_probe(name):
-    namespace, _, _ = run_notebook(NB07, _spec(name) if name != "reference" else None)
+    namespace = run_notebook(NB07, load_spec(name) if name != "reference" else None, graded_only=True).namespace
     rng = np.random.default_rng(2)
     for function, style in (("conv2d", "conv2d"), ("conv2d_padded", "padded"), ("conv2d_full", "full")):
         func = namespace[function]

@@ -409,30 +409,18 @@ except (RuntimeError, MemoryError) as error:
 """
 '''
 
+SLEEP_CELL = '''
+[[insert]]
+notebook = "01_recap_and_motivation"
+after = "nb01_setup"
+source = "import time; time.sleep(6)"
+'''
+
+# four 6 s cells: the notebook outlives its time limit; then a cell that writes files
 SLOW = '''
 base = "solution"
 submit = ["01_recap_and_motivation"]
-
-[[insert]]
-notebook = "01_recap_and_motivation"
-after = "nb01_setup"
-source = "import time; time.sleep(6)"
-
-[[insert]]
-notebook = "01_recap_and_motivation"
-after = "nb01_setup"
-source = "import time; time.sleep(6)"
-
-[[insert]]
-notebook = "01_recap_and_motivation"
-after = "nb01_setup"
-source = "import time; time.sleep(6)"
-
-[[insert]]
-notebook = "01_recap_and_motivation"
-after = "nb01_setup"
-source = "import time; time.sleep(6)"
-
+''' + SLEEP_CELL * 4 + '''
 [[insert]]
 notebook = "01_recap_and_motivation"
 after = "nb01_setup"

@@ -262,24 +262,26 @@ def _library_convolutions_blocked(found):
             setattr(module, name, original)
 
 
-def check_no_library_conv(func, name=None):
-    """The exercise is to write the loops: reject a call to a library convolution."""
+def _reject_library_conv(func, name, probe_args, allowed, hint):
+    """Fail when ``func`` calls a library convolution: named in its source, or called on ``probe_args``."""
     name = name or getattr(func, "__name__", "your function")
     found = _library_calls(func)
     if not found:
         runtime = []
         with _library_convolutions_blocked(runtime):
             try:
-                func(np.arange(16.0).reshape(4, 4), np.ones((2, 2)))
-            except CheckFailure:
-                pass
-            except Exception:  # noqa: BLE001 - other failures are reported by the value checks
+                func(*probe_args)
+            except Exception:  # noqa: BLE001 - a blocked call is in ``runtime``; the value checks report the rest
                 pass
         found = runtime
     if found:
-        _fail(f"{name} must compute the convolution itself.", "loops or NumPy slicing only",
-              "a call to " + ", ".join(found),
-              hint="write the sliding-window loops; a library convolution is what the exercise replaces")
+        _fail(f"{name} must compute the convolution itself.", allowed, "a call to " + ", ".join(found), hint=hint)
+
+
+def check_no_library_conv(func, name=None):
+    """The exercise is to write the loops: reject a call to a library convolution."""
+    _reject_library_conv(func, name, (np.arange(16.0).reshape(4, 4), np.ones((2, 2))), "loops or NumPy slicing only",
+                         "write the sliding-window loops; a library convolution is what the exercise replaces")
 
 
 def _call(func, style, image, kernel, padding, stride):
@@ -870,20 +872,9 @@ def check_array_with_mistakes(got, expected, name, mistakes=(), atol=0.0, rtol=0
 
 def check_no_library_conv_batch(func, name=None):
     """``check_no_library_conv`` for a batched ``func(x, weight, bias=None, stride=1, padding=0)``."""
-    name = name or getattr(func, "__name__", "your function")
-    found = _library_calls(func)
-    if not found:
-        runtime = []
-        with _library_convolutions_blocked(runtime):
-            try:
-                func(np.arange(50.0).reshape(1, 2, 5, 5), np.ones((3, 2, 2, 2)))
-            except Exception:  # noqa: BLE001 - other failures are reported by the value checks
-                pass
-        found = runtime
-    if found:
-        _fail(f"{name} must compute the convolution itself.", "loops or NumPy (slicing, einsum, tensordot)",
-              "a call to " + ", ".join(found),
-              hint="build the output from patches and weights; a library convolution is what the exercise replaces")
+    _reject_library_conv(func, name, (np.arange(50.0).reshape(1, 2, 5, 5), np.ones((3, 2, 2, 2))),
+                         "loops or NumPy (slicing, einsum, tensordot)",
+                         "build the output from patches and weights; a library convolution is what the exercise replaces")
 
 
 def check_conv_layer(layer, name, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):

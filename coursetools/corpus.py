@@ -1,0 +1,114 @@
+"""The sample corpus against its specs: every expected score and every named diagnosis.
+
+    python -m coursetools.corpus [--workers N] [--keep DIR] [--json FILE] [SPEC.toml ...]
+
+Copies the course to a throw-away folder, regenerates the release there, collects the
+specs in submissions/ (or the ones given), autogrades them all with ``grade-parallel``,
+and compares each submission's code points per notebook and each ``[[message]]`` with
+its spec. Prints the score table and the differences, and exits 1 on any difference.
+``tests/test_corpus.py`` makes the same comparisons with the functions here; this
+command makes them anywhere nbgrader runs, a GPU machine included (gpu/device_run.sh).
+"""
+import argparse
+import json
+import pathlib
+import sys
+import tempfile
+import time
+
+from coursetools import ASSIGNMENT, REPO
+from coursetools.plainrun import expected_code_score
+
+
+def cell_errors(course, student, notebook, grade_id):
+    """The error messages of one graded cell in the autograded notebook (none if it was not graded)."""
+    path = course.autograded / student / ASSIGNMENT / f"{notebook}.ipynb"
+    if not path.exists():
+        return []
+    for cell in json.loads(path.read_text())["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+            return [f"{o['ename']}: {o['evalue']}" for o in cell.get("outputs", []) if o["output_type"] == "error"]
+    raise KeyError(f"{notebook} has no cell {grade_id}")
+
+
+def score_problems(course, scores, spec_path):
+    """How the graded code points of the submission made from ``spec_path`` differ from its spec."""
+    from coursetools.submissions import load_spec
+    spec = load_spec(spec_path)
+    student = pathlib.Path(spec_path).stem
+    row = scores.get(student) or {}
+    problems = []
+    for notebook in spec.get("submit") or course.notebooks():
+        entry = row.get(notebook)
+        if entry is None:
+            problems.append(f"{student}: {notebook} was not graded")
+            continue
+        want = expected_code_score(spec, notebook, entry["max_code_score"])
+        if entry["code_score"] != want:
+            problems.append(f"{student}: {notebook} expected {want}, got {entry['code_score']} "
+                            f"of {entry['max_code_score']}")
+    return problems
+
+
+def message_problems(course, spec_path):
+    """Each [[message]] of the spec that its graded cell's error does not contain."""
+    from coursetools.submissions import load_spec
+    student = pathlib.Path(spec_path).stem
+    problems = []
+    for message in load_spec(spec_path)["message"]:
+        errors = cell_errors(course, student, message["notebook"], message["grade_id"])
+        if not any(message["contains"] in error for error in errors):
+            problems.append(f"{student}: {message['grade_id']} should fail with {message['contains']!r}; "
+                            f"errors: {errors}")
+    return problems
+
+
+def check(course, spec_paths, scores=None):
+    """{spec stem: [problems]} for a graded course."""
+    if scores is None:
+        from coursetools.scores import notebook_scores
+        scores = notebook_scores(course)
+    return {pathlib.Path(p).stem: score_problems(course, scores, p) + message_problems(course, p) for p in spec_paths}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m coursetools.corpus", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("specs", nargs="*", type=pathlib.Path, help="spec files (default: submissions/*.toml)")
+    parser.add_argument("--workers", type=int, default=None, help="grade-parallel workers (default: one per core)")
+    parser.add_argument("--keep", type=pathlib.Path, help="make the course copy here and keep it")
+    parser.add_argument("--json", type=pathlib.Path, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    from coursetools.cli import release
+    from coursetools.parallel import grade_parallel
+    from coursetools.scores import format_table, notebook_scores
+    from coursetools.submissions import materialize
+    from coursetools.trial import copy_course
+
+    spec_paths = args.specs or sorted((REPO / "submissions").glob("*.toml"))
+    course = copy_course(args.keep or tempfile.mkdtemp(prefix="session10-corpus-"))
+    release(course)
+    students = [materialize(course, path) for path in spec_paths]
+    started = time.perf_counter()
+    outcomes = grade_parallel(course, students, workers=args.workers)
+    seconds = time.perf_counter() - started
+    scores = notebook_scores(course)
+    print(format_table(course, scores))
+    results = check(course, spec_paths, scores)
+    failed = {name: problems for name, problems in results.items() if problems}
+    lost = [o["student"] for o in outcomes if not o["ok"]]
+    for name, problems in failed.items():
+        print("\n".join(problems))
+    print(f"{len(spec_paths)} specs graded in {seconds:.0f} s by {grade_parallel.last_summary['where']}: "
+          f"{len(spec_paths) - len(failed)} as their specs say, {len(failed)} not"
+          + (f"; not graded: {', '.join(lost)}" if lost else ""))
+    print(f"course copy: {course.root}")
+    if args.json:
+        args.json.write_text(json.dumps(dict(seconds=seconds, where=grade_parallel.last_summary["where"],
+                                             results=results, not_graded=lost), indent=1))
+    return 1 if failed or lost else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
