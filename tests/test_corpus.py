@@ -39,3 +39,19 @@ def test_blank_release_scores_zero_on_code(graded_course):
     for notebook, entry in graded_course.scores["blank"].items():
         assert entry is not None, f"blank {notebook} not graded"
         assert entry["code_score"] == 0, f"the blank release earns points in {notebook}: {entry}"
+
+
+def test_a_spec_that_expects_otherwise_is_reported(graded_course, tmp_path):
+    """The comparison can fail: the graded nb04_flipped_kernel against a spec wanting 7 points and another diagnosis."""
+    original = SPECS[0].parent / "nb04_flipped_kernel.toml"
+    text = original.read_text()
+    changed = text.replace('"04_hand_calculations" = 6', '"04_hand_calculations" = 7')
+    changed = changed.replace('contains = "flipped kernel"', 'contains = "no such diagnosis"', 1)
+    assert changed.count("no such diagnosis") == 1 and "= 7" in changed
+    spec_path = tmp_path / original.name  # same stem: the same graded student
+    spec_path.write_text(changed)
+    assert score_problems(graded_course.course, graded_course.scores, spec_path) == [
+        "nb04_flipped_kernel: 04_hand_calculations expected 7, got 6.0 of 10.0"]
+    (problem,) = message_problems(graded_course.course, spec_path)
+    assert "nb04_test_ex41_00 should fail with 'no such diagnosis'" in problem and "flipped kernel" in problem
+    assert not message_problems(graded_course.course, original)
