@@ -87,6 +87,9 @@ def main(argv=None):
     from coursetools.trial import copy_course
 
     spec_paths = args.specs or sorted((REPO / "submissions").glob("*.toml"))
+    missing = [str(path) for path in spec_paths if not path.is_file()]
+    if missing:
+        parser.error(f"no such spec file: {', '.join(missing)}")
     course = copy_course(args.keep or tempfile.mkdtemp(prefix="session10-corpus-"))
     release(course)
     students = [materialize(course, path) for path in spec_paths]
@@ -98,7 +101,7 @@ def main(argv=None):
     results = check(course, spec_paths, scores)
     failed = {name: problems for name, problems in results.items() if problems}
     lost = [o["student"] for o in outcomes if not o["ok"]]
-    for name, problems in failed.items():
+    for problems in failed.values():
         print("\n".join(problems))
     print(f"{len(spec_paths)} specs graded in {seconds:.0f} s by {grade_parallel.last_summary['where']}: "
           f"{len(spec_paths) - len(failed)} as their specs say, {len(failed)} not"

@@ -55,3 +55,11 @@ def test_a_spec_that_expects_otherwise_is_reported(graded_course, tmp_path):
     (problem,) = message_problems(graded_course.course, spec_path)
     assert "nb04_test_ex41_00 should fail with 'no such diagnosis'" in problem and "flipped kernel" in problem
     assert not message_problems(graded_course.course, original)
+
+
+def test_corpus_command_names_a_missing_spec(capsys, tmp_path):
+    from coursetools import corpus
+    with pytest.raises(SystemExit) as exit_info:
+        corpus.main([str(tmp_path / "nosuch.toml")])
+    assert exit_info.value.code == 2
+    assert "no such spec file" in capsys.readouterr().err
