@@ -16,19 +16,8 @@ import sys
 import tempfile
 import time
 
-from coursetools import ASSIGNMENT, REPO
+from coursetools import REPO
 from coursetools.plainrun import expected_code_score
-
-
-def cell_errors(course, student, notebook, grade_id):
-    """The error messages of one graded cell in the autograded notebook (none if it was not graded)."""
-    path = course.autograded / student / ASSIGNMENT / f"{notebook}.ipynb"
-    if not path.exists():
-        return []
-    for cell in json.loads(path.read_text())["cells"]:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
-            return [f"{o['ename']}: {o['evalue']}" for o in cell.get("outputs", []) if o["output_type"] == "error"]
-    raise KeyError(f"{notebook} has no cell {grade_id}")
 
 
 def score_problems(course, scores, spec_path):
@@ -52,11 +41,14 @@ def score_problems(course, scores, spec_path):
 
 def message_problems(course, spec_path):
     """Each [[message]] of the spec that its graded cell's error does not contain."""
+    from coursetools.report import autograded_notebook, failing_tests
     from coursetools.submissions import load_spec
     student = pathlib.Path(spec_path).stem
     problems = []
     for message in load_spec(spec_path)["message"]:
-        errors = cell_errors(course, student, message["notebook"], message["grade_id"])
+        notebook = autograded_notebook(course, student, message["notebook"])
+        errors = [f"{ename}: {text}" for grade_id, ename, text in failing_tests(notebook)
+                  if grade_id == message["grade_id"]]
         if not any(message["contains"] in error for error in errors):
             problems.append(f"{student}: {message['grade_id']} should fail with {message['contains']!r}; "
                             f"errors: {errors}")

@@ -36,7 +36,8 @@ LETTERS = [("tampering", "X"), ("grading_failed", "F"), ("invalid_notebook", "Q"
 NOT_A_MISTAKE = {"NotRun", "KernelDied", "GradingVoided", "CellTimeoutError"}
 
 
-def _autograded(course, student, notebook):
+def autograded_notebook(course, student, notebook):
+    """The autograded notebook as a dict, or None where there is none (or it is unreadable)."""
     path = course.autograded / student / ASSIGNMENT / f"{notebook}.ipynb"
     try:
         return json.loads(path.read_text())
@@ -96,7 +97,7 @@ def collect(course):
         events[student] = all_events(record)
         for notebook in notebooks:
             status = record.get("notebooks", {}).get(notebook, {}).get("status", "graded")
-            nb = _autograded(course, student, notebook) if status in ("graded", "kept_earlier") else None
+            nb = autograded_notebook(course, student, notebook) if status in ("graded", "kept_earlier") else None
             if nb is None:
                 continue
             submitted[notebook].add(student)

@@ -7,7 +7,6 @@ materializes the given submission specs (default: the reference and the blank
 release), autogrades them and prints the score table, plus the message of
 every failing test cell. Nothing in the repository changes.
 """
-import json
 import pathlib
 import shutil
 import tempfile
@@ -32,19 +31,12 @@ def copy_course(target, root=REPO):
 
 
 def failing_cells(course, student, notebook):
-    """(grade_id, first lines of the error) for each graded cell with an error output."""
-    path = course.autograded / student / ASSIGNMENT / f"{notebook}.ipynb"
-    if not path.exists():
+    """(grade_id, the error) for each autograded test cell that failed."""
+    from coursetools.report import autograded_notebook, failing_tests
+    graded = autograded_notebook(course, student, notebook)
+    if graded is None:
         return [("(notebook)", "not autograded")]
-    failures = []
-    for cell in json.loads(path.read_text())["cells"]:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if not meta.get("grade") or cell["cell_type"] != "code":
-            continue
-        for output in cell.get("outputs", []):
-            if output["output_type"] == "error":
-                failures.append((meta["grade_id"], f"{output['ename']}: {output['evalue']}"))
-    return failures
+    return [(grade_id, f"{ename}: {text}") for grade_id, ename, text in failing_tests(graded)]
 
 
 def run_trial(specs, notebook=None, keep=None):

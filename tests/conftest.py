@@ -1,5 +1,4 @@
 """Shared fixtures: a throw-away copy of the course, graded once per test session."""
-import json
 import pathlib
 import sys
 
@@ -8,7 +7,6 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from coursetools import ASSIGNMENT  # noqa: E402
 from coursetools.course import Course  # noqa: E402
 
 
@@ -22,8 +20,8 @@ class GradedCourse:
         self.scores = notebook_scores(course)
 
     def autograded_notebook(self, student, notebook):
-        path = self.course.autograded / student / ASSIGNMENT / f"{notebook}.ipynb"
-        return json.loads(path.read_text()) if path.exists() else None
+        from coursetools.report import autograded_notebook
+        return autograded_notebook(self.course, student, notebook)
 
 
 @pytest.fixture(scope="session")
