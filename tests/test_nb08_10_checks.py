@@ -186,6 +186,42 @@ def test_conv_atol_scales_with_magnitude_dtype_and_device():
     assert batch.shape == (2, 4, 3, 3) and np.allclose(batch, 1e-10 * (27 + 1 + 1))
 
 
+@pytest.mark.parametrize("padding, stride", [(0, 1), (1, 1), (2, 3), (1, 2)])
+def test_numpy_reference_agrees_with_torch(padding, stride):
+    rng = np.random.default_rng(padding * 10 + stride)
+    x, w, b = rng.standard_normal((2, 3, 7, 9)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
+    by_numpy = convcheck.conv2d_batch_reference(x, w, b, stride, padding, device=convcheck.NUMPY)
+    by_torch = convcheck.conv2d_batch_reference(x, w, b, stride, padding, device="cpu")
+    assert by_numpy.shape == by_torch.shape and np.allclose(by_numpy, by_torch, rtol=0, atol=1e-12)
+    image, kernel = x[0, 0], w[0, 0]
+    assert np.allclose(convcheck.conv2d_reference(image, kernel, padding, stride, device=convcheck.NUMPY),
+                       convcheck.conv2d_reference(image, kernel, padding, stride, device="cpu"), rtol=0, atol=1e-12)
+
+
+def test_a_numpy_check_names_its_reference_and_never_loads_torch():
+    """Notebook 08's public check uses the NumPy reference so that the notebook starts without torch."""
+    import subprocess
+    code = """
+import sys, numpy as np, convcheck
+def flipped(image, kernel, padding=0):
+    return convcheck.conv2d_reference(image, np.asarray(kernel)[::-1, ::-1], padding, device=convcheck.NUMPY)
+rng = np.random.default_rng(0)
+convcheck.check_conv2d(flipped, rng.standard_normal((5, 6)), np.ones((3, 3)), padding=1, style="padded",
+                       device=convcheck.NUMPY)
+try:
+    convcheck.check_conv2d(flipped, rng.standard_normal((5, 6)), rng.standard_normal((3, 3)), padding=1,
+                           style="padded", device=convcheck.NUMPY)
+except convcheck.CheckFailure as failure:
+    print(failure)
+print("torch loaded:", "torch" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=SOURCE, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "likely mistake: flipped kernel" in result.stdout
+    assert "(reference: NumPy, float64; tolerance 1e-10" in result.stdout
+    assert result.stdout.strip().endswith("torch loaded: False")
+
+
 # ---------------------------------------------------------------- the notebooks' own test cells
 
 def cell_source(notebook, grade_id):
@@ -198,6 +234,30 @@ def run_cell(notebook, grade_id, **names):
     namespace = {"np": np, "convcheck": convcheck, **names}
     exec(compile(cell_source(notebook, grade_id), grade_id, "exec"), namespace)
     return namespace
+
+
+def padded_loops(image, kernel, padding=0, flip=False):
+    image = np.pad(np.asarray(image, dtype=float), padding)
+    kernel = np.asarray(kernel, dtype=float)[::-1, ::-1] if flip else np.asarray(kernel, dtype=float)
+    rows, cols = image.shape[0] - kernel.shape[0] + 1, image.shape[1] - kernel.shape[1] + 1
+    return np.array([[np.sum(image[r:r + kernel.shape[0], c:c + kernel.shape[1]] * kernel) for c in range(cols)]
+                     for r in range(rows)])
+
+
+def test_nb08_conv2d_padded_cell_public_numpy_part_and_hidden_torch_part():
+    digit = np.random.default_rng(1).random((28, 28))
+    namespace = run_cell("08_feature_detection", "nb08_test_conv2d_padded", conv2d_padded=padded_loops,
+                         digit_image=digit)
+    assert namespace["_shape"] == (7, 7) and namespace["_padding"] == 3, "the hidden part ran to its end"
+    with pytest.raises(convcheck.CheckFailure, match=r"(?s)flipped kernel.*reference: NumPy, float64"):
+        run_cell("08_feature_detection", "nb08_test_conv2d_padded", digit_image=digit,
+                 conv2d_padded=functools.partial(padded_loops, flip=True))
+
+    def right_until_padding_3(image, kernel, padding=0):  # only the hidden cases use padding 3
+        return padded_loops(image, kernel, padding, flip=padding == 3)
+    with pytest.raises(convcheck.CheckFailure, match=r"reference: torch on cpu"):
+        run_cell("08_feature_detection", "nb08_test_conv2d_padded", digit_image=digit,
+                 conv2d_padded=right_until_padding_3)
 
 
 DIAGONAL_KERNELS = {

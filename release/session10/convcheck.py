@@ -7,7 +7,8 @@ in, and convolution references are computed by PyTorch at check time, on
 ``cuda`` when it is available and on the CPU otherwise.
 
 torch is imported only when a check needs it, so notebooks that never touch
-torch start quickly.
+torch start quickly. A public check in such a notebook passes ``device=NUMPY``:
+its reference is then computed by NumPy in float64 and torch is not loaded.
 """
 import ast
 import contextlib
@@ -23,8 +24,10 @@ __all__ = [
     "CheckFailure", "check", "check_true", "check_type", "check_scalar", "check_shape", "check_array",
     "check_raises", "compute_device", "tolerance", "conv2d_reference", "conv2d_batch_reference",
     "check_conv2d", "check_conv2d_batch", "diagnose_conv2d", "diagnose_conv2d_batch",
-    "check_no_library_conv", "to_numpy",
+    "check_no_library_conv", "to_numpy", "NUMPY",
 ]
+
+NUMPY = "numpy"  # as a check's device: the reference convolution by NumPy in float64, without torch
 
 
 class CheckFailure(AssertionError):
@@ -173,18 +176,35 @@ def _torch_conv(x, w, b, padding, stride, device, dtype):
         return F.conv2d(tx, tw, tb, stride=stride, padding=padding).cpu().numpy()
 
 
+def _numpy_conv(x, w, b, padding, stride, dtype):
+    x = np.pad(np.asarray(x, dtype=dtype), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    windows = np.lib.stride_tricks.sliding_window_view(x, np.shape(w)[2:], axis=(2, 3))[:, :, ::stride, ::stride]
+    out = np.einsum("nchwij,ocij->nohw", windows, np.asarray(w, dtype=dtype))
+    return out if b is None else out + np.asarray(b, dtype=dtype)[None, :, None, None]
+
+
+def _reference_conv(x, w, b, padding, stride, device, dtype):
+    if str(device) == NUMPY:
+        return _numpy_conv(x, w, b, padding, stride, dtype)
+    return _torch_conv(x, w, b, padding, stride, device, dtype)
+
+
+def _reference_name(device):
+    return "NumPy, float64" if str(device) == NUMPY else f"torch on {device}"
+
+
 def conv2d_reference(image, kernel, padding=0, stride=1, device=None, dtype=np.float64):
-    """Cross-correlation of a 2-D image with a 2-D kernel by ``torch.nn.functional.conv2d``."""
+    """Cross-correlation of a 2-D image with a 2-D kernel by ``torch.nn.functional.conv2d`` (or NumPy)."""
     device = device or compute_device()
     image, kernel = np.asarray(image), np.asarray(kernel)
-    out = _torch_conv(image[None, None], kernel[None, None], None, padding, stride, device, dtype)
+    out = _reference_conv(image[None, None], kernel[None, None], None, padding, stride, device, dtype)
     return out[0, 0].astype(np.float64)
 
 
 def conv2d_batch_reference(x, weight, bias=None, stride=1, padding=0, device=None, dtype=np.float64):
     """``nn.Conv2d``'s forward for x (N, C_in, H, W) and weight (C_out, C_in, kH, kW)."""
     device = device or compute_device()
-    return _torch_conv(x, weight, bias, padding, stride, device, dtype).astype(np.float64)
+    return _reference_conv(x, weight, bias, padding, stride, device, dtype).astype(np.float64)
 
 
 def output_size(n, k, padding, stride):
@@ -483,7 +503,8 @@ def check_conv2d(func, image, kernel, padding=0, stride=1, style="full", name=No
         message = str(failure)
         if diagnosis:
             message += f"\n  likely mistake: {diagnosis}"
-        message += f"\n  (reference: torch on {device}; tolerance {tolerance(dtype, device):g} x sum|patch*kernel|)"
+        message += (f"\n  (reference: {_reference_name(device)}; "
+                    f"tolerance {tolerance(dtype, device):g} x sum|patch*kernel|)")
         raise CheckFailure(message) from None
     return to_numpy(got)
 
@@ -552,7 +573,7 @@ def check_conv2d_batch(func, x, weight, bias=None, stride=1, padding=0, device=N
         message = str(failure)
         if diagnosis:
             message += f"\n  likely mistake: {diagnosis}"
-        message += f"\n  (reference: torch on {device}; tolerance {tolerance(dtype, device):g} x sum|x*w|)"
+        message += f"\n  (reference: {_reference_name(device)}; tolerance {tolerance(dtype, device):g} x sum|x*w|)"
         raise CheckFailure(message) from None
     return to_numpy(got)
 
@@ -817,7 +838,7 @@ def check_true_convolution(func, image, kernel, name=None, device=None):
             mistake = None
         if mistake:
             message += f"\n  likely mistake: {mistake}"
-        message += f"\n  (reference: torch on {device} with the kernel rotated by 180 degrees)"
+        message += f"\n  (reference: {_reference_name(device)} with the kernel rotated by 180 degrees)"
         raise CheckFailure(message) from None
     return to_numpy(got)
 
