@@ -23,7 +23,8 @@ What it does, per notebook:
 * matplotlib uses the Agg backend, and figures are closed after each cell.
   When matplotlib, ipywidgets or IPython is not installed, a stub module takes
   its place (widgets keep their values and call their observers; plotting
-  calls do nothing), and the result says which cells imported a stub.
+  calls do nothing; the assignment's ``plots`` module is stubbed along with
+  matplotlib), and the result says which cells imported a stub.
 * Each cell gets a time limit (default 60 s, nbgrader_config.py's
   ``Execute.timeout``); a cell over it fails with ``CellTimeoutError`` and the
   next cells still run. A process that dies (``os._exit``, a crash) or hangs
@@ -924,6 +925,8 @@ def _child_main():
             found = False
         if root in payload["stubs"] or not found:
             stubbed.append(root)
+    if "matplotlib" in stubbed:
+        stubbed.append("plots")  # the assignment's figure module only draws, with matplotlib
     if stubbed:
         _install_stubs(set(stubbed))
 
