@@ -53,7 +53,8 @@ def test_a_panel_style_sets_its_colours():
 
 
 @pytest.mark.parametrize("panels, message", [
-    ([("batch", np.zeros((1, 4, 5, 5)))], r"shape \(1, 4, 5, 5\); each panel is one 2-D map"),
+    ([("batch", np.zeros((1, 4, 5, 5)))], r"shape \(1, 4, 5, 5\); each panel is one non-empty 2-D map"),
+    ([("empty", np.zeros((0, 3)))], r"shape \(0, 3\); each panel is one non-empty 2-D map"),
     ([("odd", np.zeros((3, 3)), {"colour": "red"})], r"unknown style keys \['colour'\]"),
     ([np.zeros((3, 3))], "must be \\(caption, image\\)"),
     ([], "no panels"),

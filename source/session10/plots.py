@@ -1,6 +1,8 @@
 """Pictures for the Session 10 notebooks.
 
-``compare_counts`` draws parameter counts as bars on a log scale. ``show_maps`` draws a grid of small images (digits, feature maps) as ONE picture on
+``compare_counts`` draws parameter counts as bars on a log scale.
+
+``show_maps`` draws a grid of small images (digits, feature maps) as ONE picture on
 one set of axes. Matplotlib spends most of a figure's time per axes, so ten maps
 drawn this way appear about three times sooner than ten subplots would. Each panel
 is still coloured on its own scale, from its own minimum to its own maximum, as a
@@ -56,9 +58,9 @@ def _panel(number, panel):
     if hasattr(image, "detach"):  # a torch tensor, possibly on the GPU
         image = image.detach().cpu().numpy()
     image = np.asarray(image, dtype=np.float64)
-    if image.ndim != 2:
+    if image.ndim != 2 or image.size == 0:
         raise ValueError(f"show_maps: panel {number} ({caption!r}) has shape {image.shape}; each panel is one "
-                         f"2-D map (for a batch, pass out[0, c] for each channel c)")
+                         f"non-empty 2-D map (for a batch, pass out[0, c] for each channel c)")
     unknown = set(style) - {"cmap", "vmin", "vmax"}
     if unknown:
         raise ValueError(f"show_maps: panel {number} ({caption!r}) has unknown style keys {sorted(unknown)}; "
@@ -106,10 +108,10 @@ def show_maps(panels, columns=None, title=None, cmap="gray", panel_inches=1.6, f
     symmetric around 0). Captions may hold several lines and $math$. Panels are
     ``panel_inches`` wide, or wider where a caption needs it.
     """
-    panels = list(panels)
+    panels = [_panel(number, panel) for number, panel in enumerate(panels)]
     columns = columns or min(len(panels), 5)
-    widest = max((_panel(n, p)[1].shape[1] for n, p in enumerate(panels)), default=1)
-    captions = [str(p[0]).split("\n") for p in panels if isinstance(p, (tuple, list)) and p]
+    widest = max((image.shape[1] for _, image, _ in panels), default=1)
+    captions = [caption.split("\n") for caption, _, _ in panels]
     longest = max((len(line) for caption in captions for line in caption), default=0)
     panel_inches = max(panel_inches, longest * fontsize * _CHAR_INCHES)
     inches_per_pixel = panel_inches / widest
