@@ -76,7 +76,10 @@ def mosaic(panels, columns, cmap="gray", caption_rows=0):
     of its cell. Between cells there is a transparent gap, plus ``caption_rows`` pixels
     above every row for the captions.
     """
-    parsed = [_panel(number, panel) for number, panel in enumerate(panels)]
+    return _mosaic([_panel(number, panel) for number, panel in enumerate(panels)], columns, cmap, caption_rows)
+
+
+def _mosaic(parsed, columns, cmap, caption_rows):
     if not parsed:
         raise ValueError("show_maps: no panels to show")
     height = max(image.shape[0] for _, image, _ in parsed)
@@ -117,7 +120,7 @@ def show_maps(panels, columns=None, title=None, cmap="gray", panel_inches=1.6, f
     inches_per_pixel = panel_inches / widest
     lines = max((len(caption) for caption in captions), default=1)
     caption_rows = math.ceil(lines * fontsize * _LINE_INCHES / inches_per_pixel) + 1
-    canvas, anchors = mosaic(panels, columns, cmap, caption_rows)
+    canvas, anchors = _mosaic(panels, columns, cmap, caption_rows)
     title_inches = 0.45 if title else 0.0
     size = (canvas.shape[1] * inches_per_pixel, canvas.shape[0] * inches_per_pixel + title_inches)
     fig = plt.figure(figsize=size)
