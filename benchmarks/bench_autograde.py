@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_autograde.py --sizes 1,4      # a quick run
     .venv/bin/python benchmarks/bench_autograde.py --sizes 8 --notebooks 01,02 --workers 3
     .venv/bin/python benchmarks/bench_autograde.py --profile-only   # only the per-notebook breakdown
+    .venv/bin/python benchmarks/bench_autograde.py --sandbox-overhead --sizes 8   # sandbox against --no-sandbox
 
 Everything runs in a throw-away copy of the course (``--keep DIR`` keeps it);
 nothing in the repository changes. It prints, measured in one run on this machine:
@@ -311,6 +312,49 @@ def throughput(template, solution, workdir, sizes, workers, skip_sequential=Fals
     return results
 
 
+def sandbox_overhead(template, solution, workdir, sizes, workers, rounds=2):
+    """grade-parallel with the sandbox against --no-sandbox, on the same class, in alternating order."""
+    results = []
+    for n in sizes:
+        entry = dict(n=n, workers=workers, sandbox=[], no_sandbox=[])
+        for round_ in range(rounds):
+            order = ("sandbox", "no_sandbox") if round_ % 2 == 0 else ("no_sandbox", "sandbox")
+            for mode in order:
+                course, _ = class_copy(template, workdir / f"{mode}-{n}-{round_}", n, solution)
+                flags = ["--no-sandbox"] if mode == "no_sandbox" else []
+                figures = {}
+                with measure(figures):
+                    run([PY, "-m", "coursetools", "grade-parallel", "--no-progress", "--workers", str(workers),
+                         *flags], course.root)
+                figures["rows"] = export_rows(course)
+                entry[mode].append(figures)
+                print(f"  N={n} round {round_ + 1}: {mode} {figures['wall']:.1f} s", file=sys.stderr)
+                shutil.rmtree(course.root, ignore_errors=True)
+        entry["identical"] = all(f["rows"] == entry["sandbox"][0]["rows"] for f in entry["sandbox"] + entry["no_sandbox"])
+        for mode in ("sandbox", "no_sandbox"):
+            for figures in entry[mode]:
+                figures.pop("rows")
+        results.append(entry)
+    return results
+
+
+def overhead_report(info, results):
+    lines = [f"machine: {info['model']}, {info['cores']} cores; Python {info['python']}; load at start {info['load']}",
+             "| N | workers | --no-sandbox wall s/sub | sandbox wall s/sub | overhead (wall) | "
+             "--no-sandbox CPU s/sub | sandbox CPU s/sub | overhead (CPU) | grades identical |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for entry in results:
+        n = entry["n"]
+        mean = {mode: {key: sum(f[key] for f in entry[mode]) / len(entry[mode]) / n for key in ("wall", "cpu")}
+                for mode in ("sandbox", "no_sandbox")}
+        lines.append(f"| {n} | {entry['workers']} | {mean['no_sandbox']['wall']:.2f} | {mean['sandbox']['wall']:.2f} | "
+                     f"{100 * (mean['sandbox']['wall'] / mean['no_sandbox']['wall'] - 1):+.1f} % | "
+                     f"{mean['no_sandbox']['cpu']:.2f} | {mean['sandbox']['cpu']:.2f} | "
+                     f"{100 * (mean['sandbox']['cpu'] / mean['no_sandbox']['cpu'] - 1):+.1f} % | "
+                     f"{'yes' if entry['identical'] else 'NO'} |")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- report
 
 def report(info, costs, profile, results, n_notebooks):
@@ -405,6 +449,8 @@ def main(argv=None):
     parser.add_argument("--skip-sequential", action="store_true", help="grade-parallel only (no speedup)")
     parser.add_argument("--keep", type=pathlib.Path, help="work in this folder and keep it")
     parser.add_argument("--json", type=pathlib.Path, help="also write the raw figures here")
+    parser.add_argument("--sandbox-overhead", action="store_true",
+                        help="only grade-parallel with the sandbox against --no-sandbox, for each size")
     args = parser.parse_args(argv)
 
     become_subreaper()
@@ -416,6 +462,17 @@ def main(argv=None):
     template, solution = template_course(workdir, notebooks)
     print(f"notebooks: {', '.join(solution)}", file=sys.stderr)
     figures = dict(machine=info, costs=None, profile=None, throughput=[], notebooks=list(solution))
+    if args.sandbox_overhead:
+        sizes = [int(s) for s in args.sizes.split(",") if s]
+        figures["sandbox_overhead"] = sandbox_overhead(template, solution, workdir, sizes, args.workers)
+        info["load_end"] = load()
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=1, default=str))
+        print(overhead_report(info, figures["sandbox_overhead"]))
+        print(f"load average at end {info['load_end']}")
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return 0 if all(r["identical"] for r in figures["sandbox_overhead"]) else 1
 
     def save():  # after every phase, so a long run that is stopped keeps what it measured
         if args.json:

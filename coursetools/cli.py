@@ -107,15 +107,21 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=pathlib.Path, default=REPO, help="course root (default: this repository)")
     sub = parser.add_subparsers(dest="command", required=True)
-    pipeline_parser = sub.add_parser("pipeline", help="the whole instructor pipeline on the sample submissions")
+    no_sandbox = argparse.ArgumentParser(add_help=False)
+    no_sandbox.add_argument("--no-sandbox", action="store_true",
+                            help="run students' code without the bubblewrap sandbox, with your file access "
+                                 "(only where the sandbox cannot start; the report says so)")
+    pipeline_parser = sub.add_parser("pipeline", help="the whole instructor pipeline on the sample submissions",
+                                     parents=[no_sandbox])
     pipeline_parser.add_argument("--submissions", type=pathlib.Path, default=None)
     sub.add_parser("release", help="regenerate the student release")
     sub.add_parser("reset-samples", help="clear the sample submissions' grades and folders")
     collect_parser = sub.add_parser("collect", help="materialize sample submissions")
     collect_parser.add_argument("--submissions", type=pathlib.Path, default=None)
-    grade_parser = sub.add_parser("autograde", help="autograde submitted/")
+    grade_parser = sub.add_parser("autograde", help="autograde submitted/", parents=[no_sandbox])
     grade_parser.add_argument("students", nargs="*")
-    parallel_parser = sub.add_parser("grade-parallel", help="autograde submitted/ on every core or a Dask cluster")
+    parallel_parser = sub.add_parser("grade-parallel", help="autograde submitted/ on every core or a Dask cluster",
+                                     parents=[no_sandbox])
     parallel_parser.add_argument("students", nargs="*")
     parallel_parser.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
     parallel_parser.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
@@ -127,7 +133,7 @@ def main(argv=None):
     sub.add_parser("report", help="instructor's report (also reports/report.md)")
     validate_parser = sub.add_parser("validate", help="validate notebooks; exit 1 on any failure")
     validate_parser.add_argument("notebooks", nargs="+")
-    trial_parser = sub.add_parser("trial", help="try submission specs in a throw-away copy")
+    trial_parser = sub.add_parser("trial", help="try submission specs in a throw-away copy", parents=[no_sandbox])
     trial_parser.add_argument("specs", nargs="*", type=pathlib.Path)
     trial_parser.add_argument("--notebook", help="autograde only this notebook (name without .ipynb)")
     trial_parser.add_argument("--keep", type=pathlib.Path, help="make the copy here and keep it")
@@ -135,7 +141,17 @@ def main(argv=None):
     nbtext_parser.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
 
-    course = Course(args.root)
+    course = Course(args.root, sandbox=not getattr(args, "no_sandbox", False))
+    from coursetools.manifest import CourseFilesChanged
+    from coursetools.sandbox import SandboxUnavailable
+    try:
+        run(args, course)
+    except (SandboxUnavailable, CourseFilesChanged) as error:
+        raise SystemExit(f"{args.command}: {error}") from None
+
+
+def run(args, course):
+    """Carry out one parsed command."""
     if args.command == "nbtext":
         from coursetools import nbtext
         nbtext.main(args.rest)
@@ -144,7 +160,7 @@ def main(argv=None):
     elif args.command == "trial":
         from coursetools.trial import run_trial
         run_trial(args.specs or [course.root / "submissions" / f"{name}.toml" for name in ("reference", "blank")],
-                  args.notebook, args.keep)
+                  args.notebook, args.keep, sandbox=course.sandbox)
     elif args.command == "release":
         release(course)
     elif args.command == "collect":
@@ -166,6 +182,7 @@ def main(argv=None):
     elif args.command == "pipeline":
         spec_dir = args.submissions or course.root / "submissions"
         reset_samples(course, spec_dir)
+        course.require_sandbox()
         release(course)
         collect(course, spec_dir)
         autograde(course)

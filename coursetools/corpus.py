@@ -70,6 +70,7 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=None, help="grade-parallel workers (default: one per core)")
     parser.add_argument("--keep", type=pathlib.Path, help="make the course copy here and keep it")
     parser.add_argument("--json", type=pathlib.Path, help="also write the results here")
+    parser.add_argument("--no-sandbox", action="store_true", help="grade without the bubblewrap sandbox")
     args = parser.parse_args(argv)
 
     from coursetools.cli import release
@@ -82,7 +83,7 @@ def main(argv=None):
     missing = [str(path) for path in spec_paths if not path.is_file()]
     if missing:
         parser.error(f"no such spec file: {', '.join(missing)}")
-    course = copy_course(args.keep or tempfile.mkdtemp(prefix="session10-corpus-"))
+    course = copy_course(args.keep or tempfile.mkdtemp(prefix="session10-corpus-"), sandbox=not args.no_sandbox)
     release(course)
     students = [materialize(course, path) for path in spec_paths]
     started = time.perf_counter()

@@ -7,12 +7,15 @@ import sys
 
 from coursetools import ASSIGNMENT, REPO
 
+NO_SANDBOX = "--ResilientExecute.sandbox=False"
+
 
 class Course:
     """The repository, or a copy of it made by the tests, as an nbgrader course root."""
 
-    def __init__(self, root=REPO):
+    def __init__(self, root=REPO, sandbox=True):
         self.root = pathlib.Path(root).resolve()
+        self.sandbox = sandbox  # False only with --no-sandbox (coursetools.sandbox)
         self.source = self.root / "source" / ASSIGNMENT
         self.release = self.root / "release" / ASSIGNMENT
         self.submitted = self.root / "submitted"
@@ -32,7 +35,8 @@ class Course:
 
     def nbgrader(self, *args, check=True, quiet=False):
         """Run ``nbgrader ARGS`` in the course root with this interpreter."""
-        command = [sys.executable, "-m", "nbgrader", *map(str, args)]
+        args = [*map(str, args), *self.grading_options(args)]
+        command = [sys.executable, "-m", "nbgrader", *args]
         # nbgrader runs `alembic` and kernels from PATH: put this environment's bin/ first.
         bin_dir = os.path.dirname(sys.executable)
         env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
@@ -43,6 +47,16 @@ class Course:
             tail = (result.stdout or "")[-4000:] if quiet else ""
             raise RuntimeError(f"nbgrader {' '.join(map(str, args))} failed ({result.returncode})\n{tail}")
         return result
+
+    def grading_options(self, args):
+        """Options an ``nbgrader autograde`` run of this course needs (none for other commands)."""
+        return [NO_SANDBOX] if args and str(args[0]) == "autograde" and not self.sandbox else []
+
+    def require_sandbox(self):
+        """Raise coursetools.sandbox.SandboxUnavailable (saying how to fix it) unless grading can be sandboxed."""
+        if self.sandbox:
+            from coursetools.sandbox import check_available
+            check_available()
 
     def sync_data(self):
         """Copy the digits from data/ into the assignment so the release carries them."""

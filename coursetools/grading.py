@@ -49,7 +49,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, OverwriteCells
 from traitlets import Bool, Integer, Unicode
 
-from coursetools import tamper
+from coursetools import sandbox, tamper
 
 HIDDEN_REGION = re.compile(r"[ \t]*#+ *BEGIN HIDDEN TESTS.*?END HIDDEN TESTS[^\n]*\n?", re.S)
 HIDDEN_NOTE = "# (hidden tests ran here; their code is not part of the feedback)\n"
@@ -201,8 +201,38 @@ class ResilientExecute(Execute):
         True, help="Install the runtime tamper guard (coursetools.tamper) and ask it after every code cell."
     ).tag(config=True)
     guard_timeout = Integer(30, help="Seconds to wait for the tamper guard's answer.").tag(config=True)
+    sandbox = Bool(
+        True, help="Run each notebook's kernel in its own bubblewrap sandbox (coursetools.sandbox). "
+                   "False only with --no-sandbox: the student's code then runs with the grader's file access."
+    ).tag(config=True)
+    max_processes = Integer(
+        256, help="Processes and threads the sandboxed kernel may have at once (RLIMIT_NPROC); 0 for no limit."
+    ).tag(config=True)
+    max_file_mb = Integer(512, help="Largest file the sandboxed kernel may write, in MiB; 0 for no limit.").tag(
+        config=True)
+    scratch_mb = Integer(512, help="Size of the sandbox's own /tmp and of its HOME, in MiB each.").tag(config=True)
+
+    def create_kernel_manager(self):
+        """A sandboxed kernel manager that sees a fresh copy of this student's submitted folder."""
+        if not self.sandbox:
+            return super().create_kernel_manager()
+        self.kernel_manager_class = sandbox.SandboxedKernelManager
+        km = super().create_kernel_manager()
+        info = self._resources.get("nbgrader", {})
+        from nbgrader.coursedir import CourseDirectory
+        coursedir = CourseDirectory(config=self.config)
+        if info.get("student") and info.get("assignment"):
+            km.submitted = coursedir.format_path(coursedir.submitted_directory, info["student"], info["assignment"])
+            km.source = coursedir.format_path(coursedir.source_directory, ".", info["assignment"])
+        km.course_root = coursedir.root
+        km.memory_mb, km.max_processes = self.memory_limit_mb, self.max_processes
+        km.max_file_mb, km.tmp_mb = self.max_file_mb, self.scratch_mb
+        self._sandbox_km = km
+        return km
 
     def preprocess(self, nb, resources=None, km=None):
+        self._resources = resources or {}
+        self._sandbox_km = None
         self._kernel_dead = None
         self._started = False
         self._events = []
@@ -219,7 +249,12 @@ class ResilientExecute(Execute):
             nb, resources = super().preprocess(nb, resources, km)
         finally:
             self.timeout = self._cell_timeout
+        left = getattr(self._sandbox_km, "leftover", ())
+        if left:
+            self._event("processes_left", f"{len(left)} processes of the sandbox outlived the kernel; the grader "
+                                          "killed them")
         add_events(nb, self._events)
+        nb.metadata.setdefault(METADATA_KEY, {})["sandbox"] = "bubblewrap" if self.sandbox else "off"
         return nb, resources
 
     # --- kernel set-up: limits and guard, before the first cell
@@ -232,7 +267,7 @@ class ResilientExecute(Execute):
     def _start(self, index):
         self._started = True
         self._deadline = time.monotonic() + self.notebook_timeout if self.notebook_timeout else None
-        if self.memory_limit_mb:
+        if self.memory_limit_mb and not self.sandbox:  # the sandbox sets the cap inside, before the kernel starts
             limit = self.memory_limit_mb * 1024 * 1024
             pid = self._kernel_pid()
             try:

@@ -55,8 +55,8 @@ import threading
 import time
 import traceback
 
-from coursetools import ASSIGNMENT
-from coursetools.course import Course
+from coursetools import ASSIGNMENT, manifest
+from coursetools.course import NO_SANDBOX, Course
 
 SQLITE_TIMEOUT = 300          # seconds a worker waits for the gradebook's write lock
 LOCK_ERROR = "database is locked"
@@ -176,7 +176,7 @@ class WorkerCourse(Course):
     """
 
     def __init__(self, root, db_url, options=KERNEL_OPTIONS):
-        super().__init__(root)
+        super().__init__(root, sandbox=NO_SANDBOX not in options)
         self.db_url = db_url
         self.options = tuple(options)
         self.calls = []
@@ -185,7 +185,7 @@ class WorkerCourse(Course):
     def nbgrader(self, *args, check=True, quiet=False):
         args = [*map(str, args), f"--CourseDirectory.db_url={self.db_url}"]
         if args and args[0] == "autograde":
-            args += self.options
+            args += [option for option in self.options if option not in args]
         started = time.perf_counter()
         result = run_nbgrader(self.root, *args)
         self.calls.append((args[:3], round(time.perf_counter() - started, 3), result.returncode))
@@ -224,6 +224,7 @@ def grade_job(root, student, db_url, options=KERNEL_OPTIONS):
     grade_student = _grade_student_function() or _default_grade_student
     started = time.perf_counter()
     try:
+        course.require_sandbox()  # a Dask worker on another machine may lack bubblewrap
         record = grade_student(course, student)
         error = None
     except Exception:  # noqa: BLE001 - one bad submission must not stop the class
@@ -334,6 +335,9 @@ def grade_parallel(course, students=None, workers=None, scheduler=None, db_url=N
     if not students:
         return []
     workers = workers or default_workers()
+    course.require_sandbox()
+    options = (*options, *course.grading_options(["autograde"]))
+    watched = manifest.take(course)
 
     if scheduler is not None:
         executor_context = dask_executor(scheduler)
@@ -365,6 +369,11 @@ def grade_parallel(course, students=None, workers=None, scheduler=None, db_url=N
                 failed = sum(not o["ok"] for o in outcomes)
                 bar.set_postfix(failed=failed, refresh=False)
                 bar.update(1)
+                if manifest.changes(watched, manifest.take(course)):
+                    for pending in futures:  # stop: grades given from here on could not be trusted
+                        pending.cancel()
+                    break
+    manifest.check(course, watched)
     elapsed = time.perf_counter() - started
     outcomes.sort(key=lambda o: students.index(o["student"]))
     summary = dict(students=len(students), seconds=elapsed, where=where,
@@ -375,9 +384,10 @@ def grade_parallel(course, students=None, workers=None, scheduler=None, db_url=N
 
 def main(course, students=None, workers=None, scheduler=None, db_url=None, progress=True):
     """The ``grade-parallel`` command: grade, print a summary and the failures; exit 1 on any failure."""
+    from coursetools.sandbox import SandboxUnavailable
     try:
         outcomes = grade_parallel(course, students, workers, scheduler, db_url, progress)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, SandboxUnavailable, manifest.CourseFilesChanged) as error:
         print(f"grade-parallel: {error}", file=sys.stderr)
         return 2
     if not outcomes:

@@ -92,16 +92,23 @@ def collect(course):
     failures = collections.defaultdict(set)
     submitted = collections.defaultdict(set)
     events = {}
+    unsandboxed = set()
     for student in students:
         record = outcomes.get(student, {})
         events[student] = all_events(record)
+        flagged = {e.get("notebook") for e in events[student] if KINDS.get(e["kind"], ("note",))[0] == "alarm"}
         for notebook in notebooks:
             status = record.get("notebooks", {}).get(notebook, {}).get("status", "graded")
             nb = autograded_notebook(course, student, notebook) if status in ("graded", "kept_earlier") else None
             if nb is None:
                 continue
             submitted[notebook].add(student)
-            if nb.get("metadata", {}).get("coursetools", {}).get("voided"):
+            meta = nb.get("metadata", {}).get("coursetools", {})
+            if meta.get("sandbox") == "off":
+                unsandboxed.add((student, notebook))
+            if meta.get("voided") or notebook in flagged or None in flagged:
+                events[student] += manual_overrides(course, student, notebook, nb)
+            if meta.get("voided"):
                 continue
             stubbed = _has_stub(nb)
             for grade_id, ename, message in failing_tests(nb):
@@ -112,7 +119,41 @@ def collect(course):
                     mistakes[text]["students"].add(student)
                     mistakes[text]["where"].add(grade_id)
     return {"students": students, "notebooks": notebooks, "scores": scores, "outcomes": outcomes,
-            "events": events, "mistakes": dict(mistakes), "failures": dict(failures), "submitted": dict(submitted)}
+            "events": events, "mistakes": dict(mistakes), "failures": dict(failures), "submitted": dict(submitted),
+            "unsandboxed": unsandboxed}
+
+
+def manual_overrides(course, student, notebook, nb):
+    """Events for hand-given scores on the autograded tests of a flagged notebook (they replace its grades)."""
+    from nbgrader.api import Gradebook, MissingEntry
+    tests = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in nb.get("cells", [])
+             if c.get("cell_type") == "code" and c.get("metadata", {}).get("nbgrader", {}).get("grade")
+             and not c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    found = []
+    with Gradebook(f"sqlite:///{course.db}") as gradebook:
+        try:
+            submission = gradebook.find_submission_notebook(notebook, ASSIGNMENT, student)
+        except MissingEntry:
+            return []
+        for grade in submission.grades:
+            if grade.name in tests and grade.manual_score is not None and grade.manual_score != grade.auto_score:
+                found.append(f"{grade.name}: {grade.manual_score:g} by hand where the grader gave "
+                             f"{grade.auto_score if grade.auto_score is not None else '-'}")
+    if not found:
+        return []
+    return [{"kind": "manual_override", "notebook": notebook,
+             "detail": "a hand-given score replaces the grader's on this flagged notebook (check it in the "
+                       "formgrader): " + "; ".join(found[:5])}]
+
+
+def _sandbox_lines(data):
+    off = data.get("unsandboxed") or set()
+    if not off:
+        return []
+    students = sorted({s for s, _ in off})
+    return [f"**Graded without the sandbox (--no-sandbox)**: {len(off)} notebooks of {len(students)} students "
+            f"({', '.join(students[:8])}{' ...' if len(students) > 8 else ''}). Their code ran with the grader's "
+            "file access, so these grades carry none of the sandbox's guarantees.", ""]
 
 
 def _letters(events, notebook):
@@ -138,6 +179,7 @@ def render(course, data=None):
              f"{datetime.datetime.now():%Y-%m-%d %H:%M}. {len(students)} students, {len(notebooks)} notebooks. "
              f"Limits: {limits['cell_timeout']} s per cell, {limits['notebook_timeout']} s per notebook, "
              f"{limits['memory_limit_mb']} MiB per kernel (nbgrader_config.py; docs/grading-guarantees.md).", "",
+             *_sandbox_lines(data), 
              "## Scores", "",
              "Autograded (code) points per notebook; written answers are graded by hand in the formgrader.", "",
              "| student | " + " | ".join(n[:2] for n in notebooks) + " | total | flags |",

@@ -33,7 +33,7 @@ import shutil
 import tempfile
 import time
 
-from coursetools import ASSIGNMENT
+from coursetools import ASSIGNMENT, manifest
 from coursetools.preflight import event, preflight
 
 OUTCOMES = pathlib.Path("reports") / "outcomes"
@@ -43,6 +43,8 @@ KINDS = {
     "tampering": ("alarm", "tampered with the grading"),
     "course_files_changed": ("alarm", "changed the course's files while graded"),
     "grading_failed": ("alarm", "could not be graded"),
+    "processes_left": ("alarm", "left processes running after its kernel ended"),
+    "manual_override": ("alarm", "has a hand-given score on a flagged notebook"),
     "timeout": ("warn", "timed out"),
     "notebook_timeout": ("warn", "ran out of notebook time"),
     "kernel_died": ("warn", "crashed its kernel"),
@@ -95,27 +97,6 @@ def _now():
 
 def _db_url(course):
     return getattr(course, "db_url", None) or f"sqlite:///{course.db}"
-
-
-def _watched(course):
-    """Size and mtime of the course files a submission must never change."""
-    state = {}
-    roots = [course.source, course.release, course.root / "coursetools", course.root / "nbgrader_config.py"]
-    for root in roots:
-        paths = [root] if root.is_file() else (p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
-        for path in paths:
-            if "__pycache__" in path.parts or ".ipynb_checkpoints" in path.parts:
-                continue
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            state[str(path.relative_to(course.root))] = (stat.st_size, stat.st_mtime_ns)
-    return state
-
-
-def _changed(before, after):
-    return sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
 
 
 def _ensure_submission(course, student, zero=False):
@@ -269,13 +250,15 @@ def finish(course, state, result=None, since=None):
     return record
 
 
-def _alarm_on_change(before, after, records, others=0):
-    changed = _changed(before, after)
+def _alarm_on_change(course, before, records, others=0):
+    """Record a course-files alarm on each record; return the changed paths."""
+    changed = manifest.changes(before, manifest.take(course))
     if changed:
         note = f" (graded in one run with {others} other students)" if others else ""
         for record in records:
             record["events"].append(event("course_files_changed", "course files changed while this submission was "
                                                                   f"graded{note}: " + ", ".join(changed[:10])))
+    return changed
 
 
 def grade_student(course, student):
@@ -288,11 +271,11 @@ def grade_student(course, student):
     ``log`` (nbgrader's output of failed runs). Also saved as reports/outcomes/<student>.json.
     """
     state = prepare(course, student)
-    watched, since, result = _watched(course), time.time(), None
+    watched, since, result = manifest.take(course), time.time(), None
     if state["handed_in"]:
         result = course.nbgrader("autograde", ASSIGNMENT, "--student", student, "--force", check=False, quiet=True)
     record = finish(course, state, result, since)
-    _alarm_on_change(watched, _watched(course), [record])
+    _alarm_on_change(course, watched, [record])
     save_outcome(course, record)
     return record
 
@@ -302,11 +285,14 @@ def grade_students(course, students):
 
     One run saves nbgrader's start-up per student (seconds each). A notebook that run
     did not grade is then graded on its own, exactly as ``grade_student`` does.
-    Returns the outcome records.
+    Returns the outcome records. Raises ``manifest.CourseFilesChanged`` (after saving the
+    records) when the course's files changed during the run.
     """
+    course.require_sandbox()
     limits = load_limits(course)
+    watched = manifest.take(course)
     states = {student: prepare(course, student, limits) for student in students}
-    watched, since, result = _watched(course), time.time(), None
+    since, result = time.time(), None
     graded = [s for s in students if states[s]["handed_in"]]
     if graded:
         exclude = sorted(set(course.students()) - set(graded))
@@ -315,9 +301,11 @@ def grade_students(course, students):
             args.append("--CourseDirectory.student_id_exclude=" + ",".join(exclude))
         result = course.nbgrader(*args, check=False, quiet=True)
     records = [finish(course, states[student], result, since) for student in students]
-    _alarm_on_change(watched, _watched(course), records, others=len(records) - 1)
+    changed = _alarm_on_change(course, watched, records, others=len(records) - 1)
     for record in records:
         save_outcome(course, record)
+    if changed:
+        manifest.check(course, watched)
     return records
 
 

@@ -11,13 +11,13 @@ import pathlib
 import shutil
 import tempfile
 
-from coursetools import ASSIGNMENT, REPO
+from coursetools import ASSIGNMENT, REPO, manifest
 from coursetools.course import Course
 
 COURSE_FILES = ["source", "data", "nbgrader_config.py", "coursetools", "course"]
 
 
-def copy_course(target, root=REPO):
+def copy_course(target, root=REPO, sandbox=True):
     """Copy what a course needs to run into ``target``; return it as a Course."""
     target = pathlib.Path(target)
     for name in COURSE_FILES:
@@ -27,7 +27,7 @@ def copy_course(target, root=REPO):
                                                                                 "data" if name == "source" else "-"))
         elif path.exists():
             shutil.copy2(path, target / name)
-    return Course(target)
+    return Course(target, sandbox=sandbox)
 
 
 def failing_cells(course, student, notebook):
@@ -39,14 +39,16 @@ def failing_cells(course, student, notebook):
     return [(grade_id, f"{ename}: {text}") for grade_id, ename, text in failing_tests(graded)]
 
 
-def run_trial(specs, notebook=None, keep=None):
+def run_trial(specs, notebook=None, keep=None, sandbox=True):
     from coursetools.cli import release
     from coursetools.scores import format_table, notebook_scores
     from coursetools.submissions import materialize
 
     workdir = pathlib.Path(keep or tempfile.mkdtemp(prefix="session10-trial-"))
-    course = copy_course(workdir)
+    course = copy_course(workdir, sandbox=sandbox)
+    course.require_sandbox()
     release(course)
+    watched = manifest.take(course)
     students = [materialize(course, spec) for spec in specs]
     for student in students:
         course.nbgrader("db", "student", "add", student, quiet=True)
@@ -54,6 +56,7 @@ def run_trial(specs, notebook=None, keep=None):
     result = course.nbgrader(*args, check=False, quiet=True)
     if result.returncode:
         print(result.stdout[-3000:])
+    manifest.check(course, watched)
     print(format_table(course, notebook_scores(course)))
     for student in students:
         for name in ([notebook] if notebook else course.notebooks()):

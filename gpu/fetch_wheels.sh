@@ -28,4 +28,17 @@ for wheel in "$tmp"/all/*.whl; do
   case " $(echo $SKIP) " in *" $name "*) continue ;; esac
   cp "$wheel" "$DEST/"; kept=$((kept + 1))
 done
+# The grading sandbox's bubblewrap, with the libraries it links that a non-Debian image may lack, for a
+# GPU machine without it (gpu/device_run.sh puts $DEST/sandbox/bin first on PATH only when bwrap is missing).
+if command -v bwrap >/dev/null; then
+  mkdir -p "$DEST/sandbox/bin" "$DEST/sandbox/lib"
+  cp "$(command -v bwrap)" "$DEST/sandbox/lib/bwrap"
+  for lib in libselinux.so.1 libcap.so.2 libpcre2-8.so.0; do
+    path=$(ldd "$(command -v bwrap)" | awk -v l="$lib" '$1 == l {print $3}')
+    [ -n "$path" ] && cp -L "$path" "$DEST/sandbox/lib/"
+  done
+  printf '#!/bin/sh\nhere=$(dirname "$(readlink -f "$0")")/../lib\nLD_LIBRARY_PATH="$here" exec "$here/bwrap" "$@"\n' \
+    > "$DEST/sandbox/bin/bwrap"
+  chmod +x "$DEST/sandbox/bin/bwrap"
+fi
 echo "$kept wheels in $DEST ($(du -sh "$DEST" | cut -f1)); the device tool carries at most 64 MiB with the tree"

@@ -434,7 +434,7 @@ open("../../../source/session10/planted.txt", "w").write("a submission wrote thi
 def test_configured_limits_apply(graded_course, tmp_path):
     """With tight limits: a loop that swallows KeyboardInterrupt is killed, a notebook over its time limit
     stops, a 2 GiB torch tensor is refused under a 1.5 GiB cap and the kernel goes on. Files written while
-    graded are moved out of the autograded folder; a file planted in source/ raises an alarm."""
+    graded stay in the notebook's sandbox."""
     import time
     course = copy_graded(graded_course, tmp_path / "course")
     with open(course.root / "nbgrader_config.py", "a") as config:
@@ -464,10 +464,67 @@ def test_configured_limits_apply(graded_course, tmp_path):
     assert scores[slow]["01_recap_and_motivation"]["code_score"] == 0
     slow_kinds = {(e["kind"], e.get("notebook")) for e in all_events(records[slow])}
     assert ("notebook_timeout", "01_recap_and_motivation") in slow_kinds
-    # what the notebook wrote: moved out of the autograded folder (so never in feedback), and an alarm
-    # for the file it planted among the course's sources
-    assert ("files_written", None) in slow_kinds and ("course_files_changed", None) in slow_kinds
-    assert not (course.autograded / slow / ASSIGNMENT / "leak.txt").exists()
-    assert (course.root / "quarantine" / slow / "written-during-grading" / "leak.txt").read_text() == \
-        "written while graded"
+    # what the notebook wrote stayed in its sandbox: nothing reached the autograded folder, the
+    # quarantine or the course's sources, so there is nothing to sweep and no alarm
+    assert ("files_written", None) not in slow_kinds and ("course_files_changed", None) not in slow_kinds
+    assert not list(course.root.rglob("leak.txt")) and not list(course.root.rglob("planted.txt"))
     print(f"limits test: two students graded in {took:.0f} s")
+
+
+PLANTER = '''
+base = "solution"
+submit = ["01_recap_and_motivation"]
+
+[[insert]]
+notebook = "01_recap_and_motivation"
+after = "nb01_setup"
+source = """
+open("leak.txt", "w").write("written while graded")
+open("../../../source/session10/planted.txt", "w").write("a submission wrote this")
+"""
+'''
+
+
+def test_without_the_sandbox_a_changed_course_stops_the_run(graded_course, tmp_path, capsys):
+    """--no-sandbox grades as before the sandbox: files written while graded are swept into quarantine,
+    a file planted among the sources stops the run with a clear message (from the CLI: one line, no
+    traceback), and the report says that the grading ran without the sandbox."""
+    from coursetools import cli, manifest
+    from coursetools import report as instructor_report
+    course = copy_graded(graded_course, tmp_path / "course")
+    course.sandbox = False
+    planter = materialize(course, write_spec(tmp_path, "planter", PLANTER))
+    with pytest.raises(manifest.CourseFilesChanged) as stopped:
+        grade_students(course, [planter])
+    assert "grading stopped: course files changed" in str(stopped.value)
+    assert "source/session10/planted.txt" in str(stopped.value)
+    kinds = {e["kind"] for e in all_events(load_outcomes(course)[planter])}
+    assert {"files_written", "course_files_changed"} <= kinds
+    assert (course.root / "quarantine" / planter / "written-during-grading" / "leak.txt").exists()
+    _, text = instructor_report.write(course)
+    assert "**Graded without the sandbox (--no-sandbox)**: 1 notebooks of 1 students (planter)" in text
+
+    (course.source / "planted.txt").unlink()
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--root", str(course.root), "autograde", "--no-sandbox", planter])
+    assert str(exited.value).startswith("autograde: grading stopped: course files changed")
+
+
+def test_a_manual_score_on_a_voided_notebook_is_named(graded_course, tmp_path):
+    """A hand-given score on a test of a voided notebook raises it above what the grader gave: the report
+    names it under Needs attention; the same score on an unflagged notebook is the formgrader's business."""
+    from nbgrader.api import Gradebook
+    from coursetools import report as instructor_report
+    course = copy_graded(graded_course, tmp_path / "course", ["hostile_math_tamper", "reference"])
+    with Gradebook(f"sqlite:///{course.db}") as gradebook:
+        for student in ("hostile_math_tamper", "reference"):
+            grade = gradebook.find_grade("nb01_test_q2_first_layer_params", "01_recap_and_motivation", ASSIGNMENT,
+                                         student)
+            grade.manual_score = 2 if student == "hostile_math_tamper" else 1
+        gradebook.db.commit()
+    data = instructor_report.collect(course)
+    named = [e for e in data["events"]["hostile_math_tamper"] if e["kind"] == "manual_override"]
+    assert named and "nb01_test_q2_first_layer_params: 2 by hand where the grader gave 0" in named[0]["detail"]
+    assert not [e for e in data["events"]["reference"] if e["kind"] == "manual_override"]
+    text = instructor_report.render(course, data)
+    assert "has a hand-given score on a flagged notebook" in text
