@@ -240,13 +240,19 @@ def pid_namespace(pid):
         return None
 
 
+def _alive(pid):
+    """Whether a process exists and is not a zombie (a zombie runs nothing; its parent reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
 def processes_in(namespace):
-    """Pids of the processes (seen from here) that live in the PID namespace ``namespace``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and pid_namespace(entry) == namespace:
-            found.append(int(entry))
-    return found
+    """Pids of the live processes (seen from here) in the PID namespace ``namespace``."""
+    return [int(entry) for entry in os.listdir("/proc")
+            if entry.isdigit() and pid_namespace(entry) == namespace and _alive(entry)]
 
 
 class SandboxedKernelManager(AsyncKernelManager):
