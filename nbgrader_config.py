@@ -41,9 +41,10 @@ c.LimitOutput.max_traceback = 100
 # Files. A handed-in notebook or other file above these sizes is quarantined, not graded.
 c.Preflight.max_notebook_mb = 50
 c.Preflight.max_file_mb = 100
-# Tampering with the checks (NumPy, PyTorch, math, builtins, convcheck, IPython) voids the
-# notebook's autograded tests; False: only report it.
-c.TamperCheck.void_on_tampering = True
+# Tampering with the checks (NumPy, PyTorch, math, builtins, convcheck, IPython) is reported to you.
+# It cannot raise a score (the tests run in the grader, coursetools/judge.py), so by default the
+# notebook keeps what its answers earn; True also gives its autograded tests 0 points.
+c.TamperCheck.void_on_tampering = False
 # --------------------------------------------------------------------------------------
 
 # A student who edits, empties or deletes a read-only or test cell is still graded:

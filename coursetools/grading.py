@@ -49,7 +49,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, OverwriteCells
 from traitlets import Bool, Integer, Unicode
 
-from coursetools import sandbox, tamper
+from coursetools import judge, sandbox, tamper
 
 HIDDEN_REGION = re.compile(r"[ \t]*#+ *BEGIN HIDDEN TESTS.*?END HIDDEN TESTS[^\n]*\n?", re.S)
 HIDDEN_NOTE = "# (hidden tests ran here; their code is not part of the feedback)\n"
@@ -211,6 +211,11 @@ class ResilientExecute(Execute):
     max_file_mb = Integer(512, help="Largest file the sandboxed kernel may write, in MiB; 0 for no limit.").tag(
         config=True)
     scratch_mb = Integer(512, help="Size of the sandbox's own /tmp and of its HOME, in MiB each.").tag(config=True)
+    judge_tests = Bool(
+        True, help="Run graded test cells in the grader (coursetools.judge), calling the student's code in the "
+                   "kernel only to observe it; False runs them in the kernel as plain nbgrader does."
+    ).tag(config=True)
+    interrupt_grace = Integer(10, help="Seconds a student's call may take to stop once interrupted.").tag(config=True)
 
     def create_kernel_manager(self):
         """A sandboxed kernel manager that sees a fresh copy of this student's submitted folder."""
@@ -233,6 +238,9 @@ class ResilientExecute(Execute):
     def preprocess(self, nb, resources=None, km=None):
         self._resources = resources or {}
         self._sandbox_km = None
+        self._nb = nb
+        self._judge = None
+        self._agent = "_coursetools_agent_" + secrets.token_hex(6)
         self._kernel_dead = None
         self._started = False
         self._events = []
@@ -280,6 +288,8 @@ class ResilientExecute(Execute):
                 self.log.warning("Could not cap the kernel's memory from outside (%s); capping it from inside", error)
                 self._silent("import resource as _r\n"
                              f"_r.setrlimit(_r.RLIMIT_DATA, ({limit}, {limit}))\ndel _r\n")
+        if self.judge_tests:
+            self._judge = self._make_judge()
         if self.tamper_guard:
             reply = self._silent(tamper.guard_install_code(self._token))
             self._guard_ok = bool(reply) and reply["content"].get("status") == "ok"
@@ -296,6 +306,80 @@ class ResilientExecute(Execute):
                     return original(code, *args, **kwargs)
 
                 self.kc.execute = execute
+
+    def _make_judge(self):
+        """The judge of this notebook's test cells, with the agent installed in the kernel."""
+        reply = self._silent(judge.install_code(self._agent))
+        if not reply or reply["content"].get("status") != "ok":
+            self.log.warning("The grader's agent could not be installed: %s", reply and reply["content"])
+        info = self._resources.get("nbgrader", {})
+        from nbgrader.coursedir import CourseDirectory
+        coursedir = CourseDirectory(config=self.config)
+        source = coursedir.format_path(coursedir.source_directory, ".", info.get("assignment", ""))
+        student = [c.source for c in self._nb.cells if c.cell_type == "code" and tamper.is_student_cell(c)]
+        instructor = [c.source for c in self._nb.cells if c.cell_type == "code" and not tamper.is_student_cell(c)]
+        seed = judge.grading_seed(judge.course_secret(coursedir.root), info.get("student", ""),
+                                  info.get("notebook", ""))
+        return judge.Judge(self._rpc, source, instructor, student, seed_material=seed)
+
+    def _rpc(self, request):
+        """One request to the kernel's agent, within the judged cell's time; its answer as a dict."""
+        if self._judge_interrupted:
+            raise judge.TestDidNotRun("the test ran out of time")
+        msg_id = self.kc.execute("", silent=True, store_history=False, allow_stdin=False,
+                                 user_expressions={"r": judge.request_expression(self._agent, request)})
+        try:
+            reply = run_sync(self._async_reply)(msg_id, max(0.1, self._judge_deadline - time.monotonic()))
+            if reply is None:  # past the time limit: interrupt the student's code and take its answer
+                self._judge_interrupted = True
+                run_sync(self.km.interrupt_kernel)()
+                reply = run_sync(self._async_reply)(msg_id, self.interrupt_grace)
+                if reply is None:
+                    raise judge.KernelLost(CellTimeoutError("the student's code did not stop when interrupted"))
+        except DeadKernelError as error:
+            raise judge.KernelLost(error) from None
+        result = reply["content"].get("user_expressions", {}).get("r", {})
+        if result.get("status") != "ok":
+            raise judge.TestDidNotRun(f"the grader's agent in the kernel failed ({result.get('ename')}: "
+                                      f"{str(result.get('evalue'))[:200]})")
+        try:
+            return json.loads(ast.literal_eval(result["data"]["text/plain"]))
+        except (KeyError, TypeError, ValueError, SyntaxError) as error:
+            raise judge.TestDidNotRun(f"the kernel's answer was not understood ({type(error).__name__})") from None
+
+    def _judge_cell(self, cell, index, timeout):
+        """Decide a graded test cell in the grader (coursetools.judge); the kernel only answers requests."""
+        self._judge_deadline = time.monotonic() + (timeout or 24 * 3600)
+        self._judge_interrupted = False
+        cell.outputs = []
+        try:
+            try:
+                printed, error = self._judge.run(cell.source, _where(cell, index))
+            except judge.KernelLost as lost:
+                raise lost.cause from None
+        except DeadKernelError as error:
+            self._stop(f"the kernel died in an earlier cell ({error or 'DeadKernelError'})")
+            cell.outputs.append(_error("KernelDied", f"the kernel died while this test called the student's code "
+                                                     f"({error})"))
+            self._event("kernel_died", "the kernel died (os._exit, a crash, or killed for memory)", cell, index)
+            return cell
+        except CellTimeoutError as error:
+            self._kill()
+            why = "the kernel did not stop when interrupted after the time limit, and was shut down"
+            self._stop(why + " in an earlier cell")
+            cell.outputs.append(_error("CellTimeoutError", f"{why} ({error})"))
+            self._event("timeout", why, cell, index, seconds=timeout)
+            return cell
+        if printed:
+            cell.outputs.append(_stream(printed))
+        if error is not None and self._judge_interrupted:  # the grader stopped the student's code at the limit
+            cell.outputs.append(_error("CellTimeoutError", f"the student's code ran over the {timeout} s limit "
+                                                           "and was interrupted"))
+            self._event("timeout", f"the cell ran over the {timeout} s limit and was interrupted", cell, index,
+                        seconds=timeout)
+        elif error is not None:
+            cell.outputs.append(judge.error_output(error))
+        return cell
 
     async def _async_reply(self, msg_id, timeout):
         deadline = time.monotonic() + timeout
@@ -421,6 +505,8 @@ class ResilientExecute(Execute):
             remaining = max(1, math.ceil(self._deadline - time.monotonic()))
             if timeout is None or remaining < timeout:
                 timeout, by_notebook = remaining, True
+        if self._judge is not None and utils.is_grade(cell) and not utils.is_solution(cell):
+            return self._judge_cell(cell, index, timeout), resources
         self.timeout = timeout
         self._output_used = {"text": 0, "bytes": 0, "cut": False}
         if self._guard_ok:

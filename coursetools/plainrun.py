@@ -495,7 +495,11 @@ def run_cells(cells, cwd, timeout=DEFAULT_TIMEOUT, prelude=None, env=None, pytho
             results[running] = dict(status="error", ename="KernelDied",
                                     evalue=f"the process died while running this cell (exit status {proc.returncode})",
                                     seconds=time.monotonic() - running_since)
+    from coursetools import libraryscan  # here, not at the top: the child runs this file as a script
     cell_results, tests, score, max_score = [], [], 0.0, 0.0
+    student = [c["source"] for c in cells if c["kind"] in ("solution", "code")]
+    from_scratch = libraryscan.tested_from_scratch([c["source"] for c in cells
+                                                    if c["kind"] not in ("solution", "code")])
     for cell in cells:
         result = results.get(cell["index"]) or dict(
             status="not run", ename="KernelDied", evalue=f"not run: {crashed or 'the process stopped early'}")
@@ -508,6 +512,9 @@ def run_cells(cells, cwd, timeout=DEFAULT_TIMEOUT, prelude=None, env=None, pytho
                 got = grade_cell(result, points)
             except ValueError as problem:  # nbgrader's autograde stops on this; here the cell scores 0
                 got, error = 0.0, f"ValueError: {problem}"
+            refused = libraryscan.refusal(cell["source"], from_scratch, student)
+            if refused:  # as the grader decides it (coursetools.judge)
+                got, error = 0.0, f"CheckFailure: {refused}"
             score += got
             max_score += points
             tests.append(dict(grade_id=cell["grade_id"], points=points, score=got, passed=got == points,

@@ -4,7 +4,7 @@ Written to ``reports/report.md`` and printed. It has four parts:
 
 1. **Scores**: each student's autograded points per notebook, with a letter for
    what happened to that notebook (T timed out, K kernel died, M out of memory,
-   X tampering (tests voided), F could not be graded, Q unreadable notebook
+   X tampering (reported; its tests voided where configured), F could not be graded, Q unreadable notebook
    quarantined, ? code to review, - not handed in).
 2. **Needs attention**: every student with an alarm or warning (tampering,
    grading failures, timeouts, crashes, memory, quarantined files, code to
@@ -199,7 +199,7 @@ def render(course, data=None):
         flagged = [KINDS[k][1] for k in dict.fromkeys(e["kind"] for e in events)
                    if k in KINDS and KINDS[k][0] in ("alarm", "warn")]
         lines.append(f"| {student} | " + " | ".join(cells) + f" | {total:g}/{total_max:g} | {'; '.join(flagged)} |")
-    lines += ["", "Letters: X tampering (the notebook's tests were voided), F could not be graded, "
+    lines += ["", "Letters: X tampering (named under Needs attention), F could not be graded, "
                   "Q unreadable notebook (quarantined), K kernel died, M out of memory, T timed out, "
                   "? code to review, - not handed in.", ""]
 

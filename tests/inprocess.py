@@ -94,7 +94,28 @@ def run_notebook(name, spec=None, graded_only=False):
     finally:
         os.chdir(cwd)
         plt.close("all")
+    refuse_library_functions(run, cells, changes)
     return run
+
+
+def refuse_library_functions(run, cells, changes):
+    """As the grader decides (coursetools.judge): every test of a from-scratch function that uses a library
+    convolution fails."""
+    from coursetools import libraryscan
+
+    def source(cell):
+        return changes.get(cell["metadata"].get("nbgrader", {}).get("grade_id"), "".join(cell["source"]))
+
+    code = [c for c in cells if c["cell_type"] == "code"]
+    student = [source(c) for c in code if not c["metadata"].get("nbgrader", {}).get("locked")]
+    from_scratch = libraryscan.tested_from_scratch([source(c) for c in code
+                                                    if c["metadata"].get("nbgrader", {}).get("locked")])
+    for cell in code:
+        meta = cell["metadata"].get("nbgrader", {})
+        if meta.get("grade") and not meta.get("solution"):
+            refused = libraryscan.refusal(source(cell), from_scratch, student)
+            if refused:
+                run.errors[meta["grade_id"]] = f"CheckFailure: {refused}"
 
 
 def check_spec(name, graded_only=False):

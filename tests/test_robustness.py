@@ -217,7 +217,8 @@ def test_tampering_is_caught_by_the_source_scan_and_the_runtime_guard(graded_cou
     obfuscated = [e for e in events["hostile_obfuscated_tamper"] if e["kind"] == "tampering"]
     assert obfuscated and all(e["source"] == "runtime guard" for e in obfuscated)
     nb = graded_course.autograded_notebook("hostile_math_tamper", "01_recap_and_motivation")
-    assert "GradingVoided" in outputs_text(cell_of(nb, "nb01_test_q2_first_layer_params"))
+    text = outputs_text(cell_of(nb, "nb01_test_q2_first_layer_params"))
+    assert "CheckFailure" in text and "GradingVoided" not in text, "judged on its value, not voided (the default)"
 
 
 def test_no_false_alarm_on_honest_submissions(graded_course):
@@ -310,9 +311,10 @@ def test_feedback_holds_no_hidden_test_or_solution(graded_course):
     assert checked > len(graded_course.specs)
 
 
-def test_a_hidden_line_printed_by_student_code_is_cut_from_feedback(graded_course):
-    """hostile_stderr warns with the caller's line: a hidden test's line reaches the autograded
-    notebook's output, and must not reach the feedback."""
+def test_a_hidden_line_never_reaches_the_students_output(graded_course):
+    """hostile_stderr warns with its caller's line every time a test calls it. The tests run in the grader
+    (coursetools.judge), so the caller is never a hidden test: no hidden line is in the autograded notebook
+    or the feedback."""
     course = graded_course.course
     submitted = json.loads((course.submitted / "hostile_stderr" / ASSIGNMENT / "03_the_convolution_operation.ipynb")
                            .read_text())
@@ -320,12 +322,26 @@ def test_a_hidden_line_printed_by_student_code_is_cut_from_feedback(graded_cours
     secrets = [line for line in secret_lines(course) if line not in theirs]
     nb = graded_course.autograded_notebook("hostile_stderr", "03_the_convolution_operation")
     shown = "\n".join(outputs_text(c) for c in nb["cells"])
-    quoted = [line for line in secrets if line in shown]
-    assert quoted, "the stderr spec should quote a hidden line in the autograded notebook"
+    assert not [line for line in secrets if line in shown]
     page = html.unescape((course.feedback / "hostile_stderr" / ASSIGNMENT / "03_the_convolution_operation.html")
                          .read_text())
-    assert not [line for line in quoted if line in page]
-    assert "removed here by the grader" in page
+    assert not [line for line in secrets if line in page]
+
+
+def test_feedback_cuts_a_hidden_line_from_any_output(graded_course):
+    """The feedback's last line of defence: an output line quoting a hidden test or a solution is replaced."""
+    import nbformat
+    from coursetools.grading import REDACTED, HideHiddenTests
+    course = graded_course.course
+    nb = nbformat.from_dict(graded_course.autograded_notebook("hostile_stderr", "03_the_convolution_operation"))
+    secrets = sorted(secret_lines(course), key=len)
+    leak = secrets[-1]
+    cell = next(c for c in nb.cells if c.cell_type == "code" and not c.get("metadata", {}).get("nbgrader"))
+    cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=f"before\n{leak}\nafter\n"))
+    resources = {"nbgrader": {"db_url": f"sqlite:///{course.db}", "assignment": ASSIGNMENT}}
+    hidden = HideHiddenTests(source_directory=str(course.source))
+    nb, _ = hidden.preprocess(nb, resources)
+    assert cell.outputs[-1].text == f"before\n{REDACTED}\nafter\n"
 
 
 # ----------------------------------------------------------------------------- reproducible, and failures
@@ -510,8 +526,20 @@ def test_without_the_sandbox_a_changed_course_stops_the_run(graded_course, tmp_p
     assert str(exited.value).startswith("autograde: grading stopped: course files changed")
 
 
+def test_void_on_tampering_still_zeroes_a_tampering_notebook(graded_course, tmp_path):
+    """With c.TamperCheck.void_on_tampering = True, a tampering notebook's tests score 0 and say why."""
+    course = copy_graded(graded_course, tmp_path / "course", ["hostile_obfuscated_tamper"])
+    with open(course.root / "nbgrader_config.py", "a") as config:
+        config.write("\nc.TamperCheck.void_on_tampering = True\n")
+    record = grade_student(course, "hostile_obfuscated_tamper")
+    nb = json.loads((course.autograded / "hostile_obfuscated_tamper" / ASSIGNMENT / "01_recap_and_motivation.ipynb")
+                    .read_text())
+    assert "GradingVoided" in outputs_text(cell_of(nb, "nb01_test_q2_first_layer_params"))
+    assert any(e["kind"] == "tampering" for e in all_events(record))
+
+
 def test_a_manual_score_on_a_voided_notebook_is_named(graded_course, tmp_path):
-    """A hand-given score on a test of a voided notebook raises it above what the grader gave: the report
+    """A hand-given score on a test of a flagged notebook raises it above what the grader gave: the report
     names it under Needs attention; the same score on an unflagged notebook is the formgrader's business."""
     from nbgrader.api import Gradebook
     from coursetools import report as instructor_report

@@ -22,12 +22,19 @@ import numpy as np
 
 __all__ = [
     "CheckFailure", "check", "check_true", "check_type", "check_scalar", "check_shape", "check_array",
-    "check_raises", "compute_device", "tolerance", "conv2d_reference", "conv2d_batch_reference",
+    "check_raises", "compute_device", "tolerance", "conv2d_reference",
     "check_conv2d", "check_conv2d_batch", "diagnose_conv2d", "diagnose_conv2d_batch",
-    "check_no_library_conv", "to_numpy", "NUMPY",
+    "check_no_library_conv", "to_numpy", "NUMPY", "rng",
 ]
 
 NUMPY = "numpy"  # as a check's device: the reference convolution by NumPy in float64, without torch
+GRADING_SEED = None  # set by the grader: a test's random inputs then differ for every student and course
+
+
+def rng(seed):
+    """The random generator of a test's inputs: ``np.random.default_rng(seed)``; at grading, one seeded
+    from the grader's own secret too, so the inputs cannot be known in advance (a regrade repeats them)."""
+    return np.random.default_rng(seed if GRADING_SEED is None else [GRADING_SEED, seed])
 
 
 class CheckFailure(AssertionError):
@@ -193,22 +200,19 @@ def _reference_name(device):
     return "NumPy, float64" if str(device) == NUMPY else f"torch on {device}"
 
 
+def _batch_reference(x, weight, bias=None, stride=1, padding=0, device=None, dtype=np.float64):
+    """``nn.Conv2d``'s forward for x (N, C_in, H, W) and weight (C_out, C_in, kH, kW): the capstone's
+    self-check compares with it. Private: a student's function that calls it earns nothing."""
+    device = device or compute_device()
+    return _reference_conv(x, weight, bias, padding, stride, device, dtype).astype(np.float64)
+
+
 def conv2d_reference(image, kernel, padding=0, stride=1, device=None, dtype=np.float64):
     """Cross-correlation of a 2-D image with a 2-D kernel by ``torch.nn.functional.conv2d`` (or NumPy)."""
     device = device or compute_device()
     image, kernel = np.asarray(image), np.asarray(kernel)
     out = _reference_conv(image[None, None], kernel[None, None], None, padding, stride, device, dtype)
     return out[0, 0].astype(np.float64)
-
-
-def conv2d_batch_reference(x, weight, bias=None, stride=1, padding=0, device=None, dtype=np.float64):
-    """``nn.Conv2d``'s forward for x (N, C_in, H, W) and weight (C_out, C_in, kH, kW)."""
-    device = device or compute_device()
-    return _reference_conv(x, weight, bias, padding, stride, device, dtype).astype(np.float64)
-
-
-def output_size(n, k, padding, stride):
-    return (n + 2 * padding - k) // stride + 1
 
 
 # ---------------------------------------------------------------- single-channel convolution
@@ -343,10 +347,10 @@ def diagnose_conv2d(func, style="full", device=None):
         if square:
             return f"{square} (on a 7x9 probe image it raised {type(error).__name__}: {str(error).strip()})"
         return _raised("on a 7x9 probe image it raised", error)
-    expected_shape = (output_size(7, 2, padding, stride), output_size(9, 3, padding, stride))
-
     def ref(img, ker, pad=padding, st=stride):
         return conv2d_reference(img, ker, pad, st, device)
+
+    expected_shape = ref(image, kernel).shape
 
     if got.shape != expected_shape:
         if got.shape == expected_shape[::-1]:
@@ -518,7 +522,7 @@ def diagnose_conv2d_batch(func, device=None):
     x = rng.standard_normal((2, 3, 6, 7))
     w = rng.standard_normal((4, 3, 3, 2))
     b = rng.standard_normal(4)
-    want = conv2d_batch_reference(x, w, b, 1, 1, device)
+    want = _batch_reference(x, w, b, 1, 1, device)
     try:
         got = to_numpy(func(x, w, b, stride=1, padding=1)).astype(np.float64)
     except Exception as error:  # noqa: BLE001
@@ -530,16 +534,16 @@ def diagnose_conv2d_batch(func, device=None):
         if got.shape == (want.shape[0],) + want.shape[2:] + (want.shape[1],):
             return "channels last: the output must be (N, C_out, H_out, W_out), channels before height and width"
         return f"output shape {got.shape}, expected (N, C_out, H_out, W_out) = {want.shape}"
-    if _same(got, conv2d_batch_reference(x, w, None, 1, 1, device)):
+    if _same(got, _batch_reference(x, w, None, 1, 1, device)):
         return "missing bias: add bias[c_out] to every element of output channel c_out"
-    if _same(got + 0.0, conv2d_batch_reference(x, w, b * 3, 1, 1, device)):
+    if _same(got + 0.0, _batch_reference(x, w, b * 3, 1, 1, device)):
         return "bias added once per input channel: add it once, after summing over channels"
     swapped = np.transpose(w.reshape(3, 4, 3, 2), (1, 0, 2, 3))
-    if _same(got, conv2d_batch_reference(x, swapped, b, 1, 1, device)):
+    if _same(got, _batch_reference(x, swapped, b, 1, 1, device)):
         return "weight axes mixed up: weight is (C_out, C_in, kH, kW), so weight[o, c] pairs output o with input c"
-    if _same(got, conv2d_batch_reference(x, w[:, :, ::-1, ::-1], b, 1, 1, device)):
+    if _same(got, _batch_reference(x, w[:, :, ::-1, ::-1], b, 1, 1, device)):
         return "flipped kernel: cross-correlation does not flip the kernel"
-    per_channel = np.stack([conv2d_batch_reference(x[:, c:c + 1], w[:, c:c + 1], None, 1, 1, device)
+    per_channel = np.stack([_batch_reference(x[:, c:c + 1], w[:, c:c + 1], None, 1, 1, device)
                             for c in range(3)])
     if _same(got, per_channel.max(axis=0) + b[None, :, None, None]) or \
             _same(got, per_channel[-1] + b[None, :, None, None]) or \
@@ -561,9 +565,9 @@ def check_conv2d_batch(func, x, weight, bias=None, stride=1, padding=0, device=N
               hint=diagnose_conv2d_batch(func, device))
     if got is None:
         _fail(f"{call} returned nothing.", "an array", None, hint="did you forget to return the output?")
-    expected = conv2d_batch_reference(x, weight, bias, stride, padding, device)
+    expected = _batch_reference(x, weight, bias, stride, padding, device)
     dtype = to_numpy(got).dtype if np.issubdtype(to_numpy(got).dtype, np.floating) else np.float64
-    magnitude = conv2d_batch_reference(np.abs(x), np.abs(weight), None if bias is None else np.abs(bias),
+    magnitude = _batch_reference(np.abs(x), np.abs(weight), None if bias is None else np.abs(bias),
                                        stride, padding, device)
     atol = tolerance(dtype, device) * (magnitude + 1.0)
     try:
@@ -859,7 +863,7 @@ def conv_atol(x, weight, bias=None, padding=0, stride=1, dtype=np.float32, devic
     if x.ndim == 2:
         magnitude = conv2d_reference(x, weight, padding, stride)
     else:
-        magnitude = conv2d_batch_reference(x, weight, None if bias is None else np.abs(to_numpy(bias)),
+        magnitude = _batch_reference(x, weight, None if bias is None else np.abs(to_numpy(bias)),
                                            stride, padding)
     return tolerance(dtype, device) * (magnitude + 1.0)
 
@@ -985,15 +989,15 @@ def _diagnose_batch_extra(func, x, w, b, device, got=None):
     square_w = w[:3]  # C_out == C_in == 3: a (C_in, C_out) mix-up no longer fails on the shapes
     if got is None:
         no_bias = attempt(x, w, None, stride=1, padding=1)
-        if no_bias is not None and _same(no_bias, conv2d_batch_reference(x, w, None, 1, 1, device)):
+        if no_bias is not None and _same(no_bias, _batch_reference(x, w, None, 1, 1, device)):
             return ("bias added along the wrong axis: reshape it to (1, C_out, 1, 1), e.g. "
                     "bias[None, :, None, None], so that it lines up with the channel axis")
         unpadded = attempt(x, w, b, stride=1, padding=0)
-        if unpadded is not None and _same(unpadded, conv2d_batch_reference(x, w, b, 1, 0, device)):
+        if unpadded is not None and _same(unpadded, _batch_reference(x, w, b, 1, 0, device)):
             return ("padding breaks it: pad only the two spatial axes, np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))); "
                     "np.pad(x, p) also pads the batch and channel axes")
     else:
-        ref_no_bias = conv2d_batch_reference(x, w, None, 1, 1, device)
+        ref_no_bias = _batch_reference(x, w, None, 1, 1, device)
         if got.shape == ref_no_bias.shape and len(b) == got.shape[-1] and _same(got, ref_no_bias + b):
             return "bias added along the wrong axis: use bias[None, :, None, None] so it follows the channel axis"
         if _same(got, np.broadcast_to(ref_no_bias.sum(axis=0, keepdims=True), ref_no_bias.shape)
@@ -1003,11 +1007,11 @@ def _diagnose_batch_extra(func, x, w, b, device, got=None):
                  + b[None, :, None, None]):
             return ("summed over the output channels too: output channel o uses only its own filter weight[o]; "
                     "sum over c, kH and kW")
-        if _same(got, conv2d_batch_reference(x, w, b, 1, 1, device)):
+        if _same(got, _batch_reference(x, w, b, 1, 1, device)):
             return _diagnose_batch_stride(func, x, w, b, device)
     swapped = attempt(x, square_w, b[:3], stride=1, padding=1)
-    if swapped is not None and not _same(swapped, conv2d_batch_reference(x, square_w, b[:3], 1, 1, device)) \
-            and _same(swapped, conv2d_batch_reference(x, np.transpose(square_w, (1, 0, 2, 3)), b[:3], 1, 1, device)):
+    if swapped is not None and not _same(swapped, _batch_reference(x, square_w, b[:3], 1, 1, device)) \
+            and _same(swapped, _batch_reference(x, np.transpose(square_w, (1, 0, 2, 3)), b[:3], 1, 1, device)):
         return ("weight axes mixed up: weight is (C_out, C_in, kH, kW), so weight[o, c] pairs output channel o "
                 "with input channel c (not weight[c, o])")
     return None
@@ -1016,14 +1020,14 @@ def _diagnose_batch_extra(func, x, w, b, device, got=None):
 def _diagnose_batch_stride(func, x, w, b, device):
     """Probe stride 2 and 3 once stride 1 is right."""
     for stride in (2, 3):
-        want = conv2d_batch_reference(x, w, b, stride, 1, device)
+        want = _batch_reference(x, w, b, stride, 1, device)
         try:
             got = to_numpy(func(x, w, b, stride=stride, padding=1)).astype(np.float64)
         except Exception as error:  # noqa: BLE001
             return f"with stride={stride} it raised {type(error).__name__}: {error}"
         if _same(got, want):
             continue
-        dense = conv2d_batch_reference(x, w, b, 1, 1, device)
+        dense = _batch_reference(x, w, b, 1, 1, device)
         if got.shape == dense.shape:
             return "stride ignored when computing the output size: use (H + 2p - kH) // stride + 1"
         if got.shape == want.shape and _same(got, dense[:, :, : want.shape[2], : want.shape[3]]):

@@ -1,0 +1,497 @@
+"""Graded test cells run in the grader, not in the student's kernel (docs/authoring.md, "How grading decides").
+
+At autograde, ``ResilientExecute`` hands every graded test cell to a ``Judge`` instead of the
+kernel. The judge runs the instructor's test code, hidden tests included, in the grader's own
+Python, with the grader's trusted copy of the checks module (``convcheck`` from ``source/``) and
+the grader's NumPy and PyTorch (``nn.Conv2d`` on the GPU where there is one). Whenever the test
+reads a name it does not define (``conv2d``, ``hand_41``, ``I_41``), the judge asks the kernel's
+agent (``coursetools.agent``) for it; a student's function comes back as a ``RemoteFunction``
+whose calls run in the kernel on the inputs the test chose, and whose results come back as plain
+data. So the kernel never holds an expected value, a tolerance, a reference or the test code,
+nothing it does can turn a failed comparison into a pass, and a lying object (``__array__``,
+``__eq__``, ``__float__``, an ndarray subclass) is reduced to the plain value it stands for
+before any comparison.
+
+The verdict is written into the cell's outputs as nbgrader expects: an error output fails the
+test, printed text is kept. Names bound by the notebook's own import statements (``np``,
+``torch``, ``convcheck``, ...) are the grader's modules, never the kernel's.
+"""
+import ast
+import builtins
+import base64
+import contextlib
+import fractions
+import hashlib
+import importlib
+import importlib.util
+import io
+import itertools
+import json
+import os
+import pathlib
+import sys
+import traceback
+import weakref
+
+import numpy as np
+
+from coursetools import agent, libraryscan
+
+COURSE_MODULES = ("convcheck", "coursedata", "plots")   # shipped modules: the grader loads its own copies
+TRUSTED_TYPES = ("torch.", "numpy.")                   # classes a handle may claim to be (for isinstance)
+
+
+class TestDidNotRun(BaseException):
+    """The test could not be carried out (the kernel answered nonsense, or the student's code stopped it).
+
+    A BaseException, so that a test's own ``except Exception`` cannot mistake it for an answer."""
+
+
+class KernelLost(BaseException):
+    """The kernel died or would not stop; the grader's execution deals with it (``cause`` says how)."""
+
+    def __init__(self, cause):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+# ----------------------------------------------------------------------------- plain data
+
+def _npy(array):
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _from_npy(text):
+    return np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
+
+
+def rebuild_error(info):
+    """An exception like the one the student's code raised: its builtin class, or a subclass named like it."""
+    bases = [getattr(builtins, name) for name in info.get("bases", []) if isinstance(getattr(builtins, name, None), type)
+             and issubclass(getattr(builtins, name), BaseException)]
+    base = bases[0] if bases else Exception
+    message = str(info.get("message", ""))
+    if not issubclass(base, Exception):  # KeyboardInterrupt, SystemExit: never raised inside the grader
+        return TestDidNotRun(f"the student's code raised {info.get('type')} ({message[:200]})")
+    name = str(info.get("type", base.__name__))
+    kind = base if name == base.__name__ else type(name, (base,), {"__module__": "student"})
+    try:
+        return kind(message)
+    except TypeError:  # a builtin that wants other arguments (UnicodeDecodeError, ...)
+        return type(name, (Exception,), {"__module__": "student"})(message)
+
+
+class Remote:
+    """The grader's side of the agent: requests, plain values both ways, proxies for the rest."""
+
+    def __init__(self, rpc):
+        self.rpc = rpc                           # request dict -> answer dict
+        self._tokens = weakref.WeakValueDictionary()   # token -> the test's array it stands for
+        self._token_of = {}                             # id(array) -> token
+        self._next_token = itertools.count(1)
+
+    def request(self, **request):
+        answer = self.rpc(request)
+        if not isinstance(answer, dict):
+            raise TestDidNotRun("the kernel's answer was not understood")
+        if "failed" in answer:
+            raise TestDidNotRun(f"the kernel could not answer ({answer['failed'].get('type')}: "
+                                f"{str(answer['failed'].get('message'))[:200]})")
+        return answer
+
+    # --- to the kernel
+
+    def _token(self, array):
+        key = id(array)
+        token = self._token_of.get(key)
+        if token is None or self._tokens.get(token) is not array:
+            token = next(self._next_token)
+            self._token_of[key] = token
+            self._tokens[token] = array
+        return token
+
+    def encode(self, value):
+        if isinstance(value, (RemoteFunction, RemoteObject)):
+            return {"$handle": value._handle}
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, int):
+            return int(value) if -2**53 < value < 2**53 else {"$int": str(int(value))}
+        if isinstance(value, float):
+            return float(value) if np.isfinite(value) else {"$float": repr(float(value))}
+        if isinstance(value, complex):
+            return {"$complex": [value.real, value.imag]}
+        if isinstance(value, np.ndarray):
+            if value.dtype.hasobject:
+                raise TypeError("an object array cannot be sent to the student's code")
+            return {"$array": _npy(value), "token": self._token(value)}
+        if isinstance(value, np.generic):
+            return {"$scalar": _npy(np.asarray(value))}
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(value, torch.Tensor):
+            return {"$tensor": _npy(value.detach().cpu().numpy())}
+        if isinstance(value, (list, tuple)):
+            items = [self.encode(item) for item in value]
+            return items if isinstance(value, list) else {"$tuple": items}
+        if isinstance(value, dict):
+            return {"$dict": [[self.encode(k), self.encode(v)] for k, v in value.items()]}
+        if isinstance(value, fractions.Fraction):
+            return {"$fraction": [str(value.numerator), str(value.denominator)]}
+        if torch is not None and isinstance(value, torch.device):
+            return {"$device": str(value)}
+        if torch is not None and isinstance(value, torch.dtype):
+            return {"$dtype": str(value).replace("torch.", "")}
+        raise TypeError(f"a {type(value).__name__} cannot be sent to the student's code")
+
+    # --- from the kernel
+
+    def decode(self, tree):
+        if isinstance(tree, list):
+            return [self.decode(item) for item in tree]
+        if not isinstance(tree, dict):
+            return tree
+        if "$array" in tree:
+            return _from_npy(tree["$array"])
+        if "$tensor" in tree:
+            import torch
+            return torch.from_numpy(_from_npy(tree["$tensor"]).copy())
+        if "$scalar" in tree:
+            return _from_npy(tree["$scalar"])[()]
+        if "$tuple" in tree:
+            return tuple(self.decode(item) for item in tree["$tuple"])
+        if "$dict" in tree:
+            return {_hashable(self.decode(k)): self.decode(v) for k, v in tree["$dict"]}
+        if "$int" in tree:
+            return int(tree["$int"])
+        if "$float" in tree:
+            return float(tree["$float"])
+        if "$complex" in tree:
+            return complex(*tree["$complex"])
+        if "$fraction" in tree:
+            return fractions.Fraction(int(tree["$fraction"][0]), int(tree["$fraction"][1]))
+        if "$device" in tree or "$dtype" in tree:
+            import torch
+            if "$device" in tree:
+                return torch.device(str(tree["$device"]))
+            kind = getattr(torch, str(tree["$dtype"]), None)
+            if not isinstance(kind, torch.dtype):
+                raise TestDidNotRun("the kernel's answer named an unknown dtype")
+            return kind
+        if "$handle" in tree:
+            if tree.get("callable") and not str(tree.get("type", "")).startswith(TRUSTED_TYPES):
+                return RemoteFunction(self, tree)
+            return RemoteObject(self, tree)
+        raise TestDidNotRun("the kernel's answer held a value of an unknown kind")
+
+    def result(self, answer, sent=None):
+        """The value of an answer, or raise what the student's code raised; copy back arrays it changed."""
+        for token, tree in (answer.get("changed") or {}).items():
+            array = self._tokens.get(int(token))
+            if array is not None:
+                new = self.decode(tree)
+                if new.shape == array.shape and array.flags.writeable:
+                    np.copyto(array, new, casting="unsafe")
+        if "raised" in answer:
+            raise rebuild_error(answer["raised"])
+        if "value" not in answer:
+            raise TestDidNotRun("the kernel's answer held no value")
+        return self.decode(answer["value"])
+
+    def get(self, name):
+        answer = self.request(op="get", name=name)
+        if answer.get("missing") or answer.get("builtin"):
+            raise KeyError(name)
+        return self.result(answer)
+
+
+def _hashable(value):
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return value.tobytes()
+    return value
+
+
+class RemoteFunction:
+    """A student's function: calling it runs it in the kernel on the given inputs."""
+
+    def __init__(self, remote, info):
+        self._remote, self._handle = remote, info["$handle"]
+        self.__name__ = self.__qualname__ = info.get("name") or "function"
+        self._type = info.get("type", "")
+
+    def __call__(self, *args, **kwargs):
+        return self._remote.result(self._remote.request(
+            op="call", handle=self._handle, args=[self._remote.encode(a) for a in args],
+            kwargs={str(k): self._remote.encode(v) for k, v in kwargs.items()}))
+
+    def call_blocking_libraries(self, *args):
+        """Call with library convolutions and FFTs blocked in the kernel; return the names it tried to call."""
+        answer = self._remote.request(op="call", handle=self._handle, block_libraries=True,
+                                      args=[self._remote.encode(a) for a in args], kwargs={})
+        return list(answer.get("blocked") or [])
+
+    def __repr__(self):
+        return f"<the student's function {self.__name__}>"
+
+
+class RemoteObject:
+    """Any other object of the kernel's (an nn.Module, a module, an iterator), asked about one step at a time."""
+
+    def __init__(self, remote, info):
+        object.__setattr__(self, "_remote", remote)
+        object.__setattr__(self, "_handle", info["$handle"])
+        object.__setattr__(self, "_type", str(info.get("type", "")))
+
+    @property
+    def __class__(self):
+        module, _, name = self._type.rpartition(".")
+        if self._type.startswith(TRUSTED_TYPES):
+            try:
+                kind = importlib.import_module(module)
+                for part in name.split("."):
+                    kind = getattr(kind, part)
+                if isinstance(kind, type):
+                    return kind  # so that isinstance(layer, nn.Conv2d) answers as it would in the kernel
+            except (ImportError, AttributeError):
+                pass
+        return RemoteObject
+
+    def _ask(self, op, **fields):
+        return self._remote.result(self._remote.request(op=op, handle=self._handle, **fields))
+
+    def __getattr__(self, attr):
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(attr)
+        return self._ask("getattr", attr=attr)
+
+    def __call__(self, *args, **kwargs):
+        return self._remote.result(self._remote.request(
+            op="call", handle=self._handle, args=[self._remote.encode(a) for a in args],
+            kwargs={str(k): self._remote.encode(v) for k, v in kwargs.items()}))
+
+    def __getitem__(self, key):
+        return self._ask("getitem", key=self._remote.encode(key))
+
+    def __len__(self):
+        return self._ask("len")
+
+    def __iter__(self):
+        return iter(self._ask("list"))
+
+    def __next__(self):
+        return self._ask("next")
+
+    def __array__(self, dtype=None, copy=None):
+        array = np.asarray(self._ask("array"))
+        return array.astype(dtype) if dtype is not None else array
+
+    def __repr__(self):
+        text = self._ask("repr")
+        return text if isinstance(text, str) else f"<{self._type}>"
+
+    def __setattr__(self, attr, value):
+        raise TypeError("the test cannot change the student's objects")
+
+
+# ----------------------------------------------------------------------------- the test's namespace
+
+def imported_names(sources):
+    """{name: (module, attribute or None)} bound by the import statements of the given code."""
+    names = {}
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname:
+                        names[alias.asname] = (alias.name, None)
+                    else:
+                        names[alias.name.split(".")[0]] = (alias.name.split(".")[0], None)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                for alias in node.names:
+                    if alias.name != "*":
+                        names[alias.asname or alias.name] = (node.module, alias.name)
+    return names
+
+
+class Namespace(dict):
+    """The test's globals: what the test defines, the grader's modules, and the kernel's other names on demand."""
+
+    def __init__(self, judge):
+        super().__init__(__name__="__main__", __builtins__=builtins)
+        self._judge = judge
+        self._fetched = set()
+
+    def __missing__(self, name):
+        if hasattr(builtins, name):
+            raise KeyError(name)
+        value = self._judge.resolve(name)
+        self[name] = value
+        self._fetched.add(name)
+        return value
+
+    def __contains__(self, name):  # `name in globals()` asks the kernel too, as it would in the kernel
+        if dict.__contains__(self, name):
+            return True
+        try:
+            self[name]
+        except KeyError:
+            return False
+        return True
+
+    def bound_by_test(self):
+        """The names the test code itself bound (kept for later test cells, as the kernel would keep them)."""
+        return {k: v for k, v in self.items() if k not in self._fetched and not k.startswith("__")}
+
+
+def load_module(name, path):
+    """A fresh module from ``path`` (the grader's trusted copy of a shipped module)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    previous = sys.modules.get(name)
+    sys.modules[name] = module  # dataclasses and pickling look the module up while it loads
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if previous is not None:
+            sys.modules[name] = previous
+        else:
+            sys.modules.pop(name, None)
+    return module
+
+
+class Judge:
+    """Runs one notebook's graded test cells in the grader, against one kernel's agent."""
+
+    def __init__(self, rpc, source_dir, instructor_sources, student_sources, seed_material=None):
+        self.remote = Remote(rpc)
+        self.source_dir = pathlib.Path(source_dir)
+        self.imports = imported_names(instructor_sources)
+        self.student_sources = list(student_sources)
+        self.from_scratch = libraryscan.tested_from_scratch(instructor_sources)
+        self.seed_material = seed_material
+        self.modules = {}
+        self.kept = {}      # names earlier test cells bound, as their kernel would still hold them
+
+    def resolve(self, name):
+        if name in self.imports:
+            module_name, attribute = self.imports[name]
+            module = self.module(module_name)
+            return getattr(module, attribute) if attribute else module
+        return self.remote.get(name)
+
+    def module(self, name):
+        if name in self.modules:
+            return self.modules[name]
+        top = name.split(".")[0]
+        if top in COURSE_MODULES and (self.source_dir / f"{top}.py").is_file():
+            module = load_module(top, self.source_dir / f"{top}.py")
+            if top == "convcheck":
+                self.arm_checks(module)
+        else:
+            module = importlib.import_module(name)
+        self.modules[name] = module
+        return module
+
+    def arm_checks(self, checks):
+        """The grader's convcheck: library convolutions found in the submitted source, grading seeds."""
+        original = checks._reject_library_conv
+        sources = self.student_sources
+
+        def reject_library_conv(func, name, probe_args, allowed, hint):
+            if not isinstance(func, RemoteFunction):
+                return original(func, name, probe_args, allowed, hint)
+            name = name or func.__name__
+            found = libraryscan.library_calls(sources, func.__name__)
+            if not found:
+                found = sorted(set(func.call_blocking_libraries(*probe_args)))
+            if found:
+                checks._fail(f"{name} must compute the convolution itself.", allowed,
+                             "a call to " + ", ".join(found), hint=hint)
+
+        checks._reject_library_conv = reject_library_conv
+        checks.GRADING_SEED = self.seed_material
+
+    def library_verdict(self, source):
+        """The failure for a test of a from-scratch function that uses a library convolution, or None."""
+        message = libraryscan.refusal(source, self.from_scratch, self.student_sources)
+        return None if message is None else self.module("convcheck").CheckFailure(message)
+
+    def run(self, source, grade_id=""):
+        """Run one test cell's code; return (printed text, the exception it raised or None)."""
+        refused = self.library_verdict(source)
+        if refused is not None:
+            return "", refused
+        namespace = Namespace(self)
+        namespace.update(self.kept)
+        printed = io.StringIO()
+        error = None
+        try:
+            code = compile(source, f"<test {grade_id}>", "exec")
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+                exec(code, namespace)  # noqa: S102 - the instructor's own test code, in the grader
+        except (Exception, TestDidNotRun) as raised:  # noqa: BLE001 - every failure of the test is its verdict
+            error = raised
+        finally:
+            self.kept.update({k: v for k, v in namespace.bound_by_test().items()
+                              if not isinstance(v, (RemoteFunction, RemoteObject))})
+            namespace.clear()
+        if not isinstance(error, TestDidNotRun):
+            with contextlib.suppress(Exception, TestDidNotRun):  # a kernel that cannot forget is asked next time
+                self.remote.request(op="forget")
+        return printed.getvalue(), error
+
+
+def grading_seed(secret, student, grade_id):
+    """A seed for a test's random inputs: the course's secret, the student and the test (reproducible)."""
+    digest = hashlib.sha256(f"{secret}\0{student}\0{grade_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def course_secret(course_root):
+    """The course's grading secret (course/.grading-secret, made on first use, never released)."""
+    path = pathlib.Path(course_root) / "course" / ".grading-secret"
+    try:
+        return path.read_text().strip()
+    except OSError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = os.urandom(16).hex()
+        try:
+            with open(path, "x") as handle:
+                handle.write(secret + "\n")
+        except FileExistsError:
+            return path.read_text().strip()
+        return secret
+
+
+def error_output(error):
+    """The cell output for a failed test: the message first, no trace of the grader's code."""
+    from nbformat.notebooknode import NotebookNode
+    name = type(error).__name__
+    value = str(error)
+    if isinstance(error, TestDidNotRun):
+        name, value = "TestDidNotRun", f"this test did not run: {value}"
+    return NotebookNode(output_type="error", ename=name, evalue=value, traceback=[f"{name}: {value}"])
+
+
+def install_code(name):
+    """Kernel code that sets up the agent as module ``name`` (run silently before the first cell)."""
+    return (f"import sys as _s, types as _t\n_m = _t.ModuleType({name!r})\n"
+            f"exec(compile({agent.source()!r}, '<grader agent>', 'exec'), _m.__dict__)\n"
+            f"_m.AGENT = _m.Agent(get_ipython().user_ns)\n_s.modules[{name!r}] = _m\ndel _s, _t, _m\n")
+
+
+def request_expression(name, request):
+    """The user expression that hands one request to the agent."""
+    return f"__import__('sys').modules[{name!r}].AGENT.serve({json.dumps(request)!r})"
+
+
+def format_failure(error):
+    """One line saying why a test failed, for logs."""
+    return "".join(traceback.format_exception_only(type(error), error)).strip()

@@ -1,0 +1,196 @@
+"""Library convolutions in a student's function, found in the submitted source (run by the grader).
+
+``library_calls(sources, "conv2d")`` reads every code cell the student wrote and follows
+``conv2d`` through the student's own helpers and module-level names. It reports a use of:
+
+* a library convolution or correlation, by any name or alias: ``F.conv2d``, ``nn.Conv2d``,
+  ``scipy.signal.correlate2d``, ``np.convolve``, ``cv2.filter2D``, ``from ... import ... as c``,
+  a ``functools.partial`` around one, a module-level alias (``_impl = F.conv2d``);
+* an FFT (``np.fft``, ``scipy.fft``, ``torch.fft``): a convolution computed as a product of
+  spectra is still a library convolution;
+* a name built from strings (``getattr(F, "conv" + "2d")``, ``importlib.import_module(...)``,
+  ``__import__(...)``), when the strings spell one of the above or cannot be read;
+* the checks module's own references (``convcheck.conv2d_reference`` and its kin).
+
+Loops, slicing, ``np.pad``, ``sliding_window_view``, ``einsum``, ``tensordot`` and ``@`` are
+the exercise's own tools and are not reported.
+"""
+import ast
+
+CONVOLUTIONS = {"convolve", "convolve2d", "correlate", "correlate2d", "fftconvolve", "oaconvolve", "conv1d",
+                "conv2d", "conv3d", "Conv1d", "Conv2d", "Conv3d", "filter2D", "conv_transpose2d", "convolution",
+                "LazyConv2d", "correlate1d", "convolve1d"}
+FFTS = {"fft", "fft2", "fftn", "rfft", "rfft2", "rfftn", "ifft", "ifft2", "ifftn", "irfft", "irfft2", "irfftn",
+        "hfft", "ihfft"}
+CHECKS_REFERENCES = {"conv2d_reference", "_batch_reference", "_reference_conv", "_torch_conv", "_numpy_conv",
+                     "map_of", "_convolution", "_conv_forward", "mkldnn_convolution", "cudnn_convolution"}
+CHECKS_MODULE = "convcheck"  # anything of it used inside a student's function is reported
+DYNAMIC = {"getattr", "__import__", "import_module", "eval", "exec", "compile", "vars", "globals", "locals"}
+MODULE_ROUTES = {"__import__", "importlib", "sys", "builtins", "globals", "vars", "locals"}
+
+
+def _tree(source):
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        return None
+
+
+def _strings(node):
+    """The text an expression spells when it is made of string constants only, else None."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _strings(node.left), _strings(node.right)
+        return None if left is None or right is None else left + right
+    if isinstance(node, ast.JoinedStr):
+        parts = [_strings(v.value if isinstance(v, ast.FormattedValue) else v) for v in node.values]
+        return None if None in parts else "".join(parts)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "join" \
+            and len(node.args) == 1 and isinstance(node.args[0], (ast.List, ast.Tuple)):
+        glue = _strings(node.func.value)
+        parts = [_strings(e) for e in node.args[0].elts]
+        return None if glue is None or None in parts else glue.join(parts)
+    return None
+
+
+def _dotted(node):
+    """'a.b.c' for a chain of names and attributes, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def _is_library_text(text):
+    """Whether a dotted name (or a module path) names a convolution, an FFT or a checks reference."""
+    return bool(set(text.replace("/", ".").split(".")) & (CONVOLUTIONS | FFTS | CHECKS_REFERENCES))
+
+
+class _Program:
+    """The student's code: top-level functions, module-level assignments and imports, over all cells."""
+
+    def __init__(self, sources):
+        self.functions, self.assigned, self.imported = {}, {}, {}
+        for source in sources:
+            tree = _tree(source)
+            for node in tree.body if tree else []:
+                self._top(node)
+
+    def _top(self, node):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            self.functions[node.name] = node
+        elif isinstance(node, ast.ClassDef):
+            self.functions[node.name] = node
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                for name in ast.walk(target):
+                    if isinstance(name, ast.Name) and node.value is not None:
+                        self.assigned.setdefault(name.id, []).append(node.value)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                self.imported[alias.asname or alias.name.split(".")[0]] = alias.name
+        elif isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                self.imported[alias.asname or alias.name] = f"{node.module or ''}.{alias.name}"
+        elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.stmt):
+                    self._top(child)
+
+
+def library_calls(sources, name):
+    """The library convolutions ``name`` uses, directly or through the student's helpers (sorted texts)."""
+    program = _Program(sources)
+    found, seen, pending = set(), set(), [name]
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        origin = program.imported.get(current)
+        if origin is not None:
+            if _is_library_text(origin) or origin.split(".")[0] == CHECKS_MODULE and "." in origin:
+                found.add(f"{origin} (imported as {current})")
+            pending.append(origin.rsplit(".", 1)[-1])  # a helper in a handed-in module: follow it there
+        nodes = ([program.functions[current]] if current in program.functions else []) \
+            + program.assigned.get(current, [])
+        for root in nodes:
+            for node in ast.walk(root):
+                found |= _uses(node, program.imported)
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in seen:
+                    pending.append(node.id)
+    return sorted(found)
+
+
+def _uses(node, imported=()):
+    """What one node uses: a library convolution, an FFT, the checks module, or a name built at run time
+    (for getattr: only on a module, since getattr(obj, name) on the student's own objects is ordinary)."""
+    found = set()
+    if isinstance(node, ast.Attribute):
+        text = _dotted(node) or node.attr
+        if node.attr in CONVOLUTIONS | CHECKS_REFERENCES or text.split(".")[0] == CHECKS_MODULE:
+            found.add(text)
+        elif node.attr in FFTS or node.attr == "fft":
+            found.add(text)
+    elif isinstance(node, ast.Call):
+        callee = _dotted(node.func) or ""
+        last = callee.rsplit(".", 1)[-1]
+        if last in DYNAMIC:
+            spelled = [_strings(arg) for arg in (node.args[1:2] if last == "getattr" else node.args[:1])]
+            if last in ("eval", "exec", "compile", "vars", "globals", "locals"):
+                found.add(f"{callee}(...) (code or names built at run time)")
+            elif not spelled or spelled[0] is None:
+                on = {n.id for n in ast.walk(node.args[0]) if isinstance(n, ast.Name)} if node.args else set()
+                if last != "getattr" or on & (set(imported) | MODULE_ROUTES):
+                    found.add(f"{callee}(...) with a name built at run time")
+            elif _is_library_text(spelled[0]):
+                found.add(f"{callee}({spelled[0]!r})")
+    elif isinstance(node, (ast.Import, ast.ImportFrom)):  # an import inside the function
+        module = node.module if isinstance(node, ast.ImportFrom) else None
+        for alias in node.names:
+            text = f"{module}.{alias.name}" if module else alias.name
+            if _is_library_text(text):
+                found.add(f"import of {text}")
+    return found
+
+
+CHECK_CALLS = {"check_no_library_conv", "check_no_library_conv_batch"}
+
+
+def tested_from_scratch(sources):
+    """Names of the functions the tests require to be written from scratch (given to check_no_library_conv)."""
+    names = set()
+    for source in sources:
+        tree = _tree(source)
+        for node in ast.walk(tree) if tree else []:
+            if isinstance(node, ast.Call) and (_dotted(node.func) or "").rsplit(".", 1)[-1] in CHECK_CALLS \
+                    and node.args and isinstance(node.args[0], ast.Name):
+                names.add(node.args[0].id)
+    return names
+
+
+def free_names(source):
+    """Every name a piece of code reads."""
+    tree = _tree(source)
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} if tree else set()
+
+
+def refusal(test_source, from_scratch, student_sources):
+    """The failure message of a test that calls a from-scratch function using a library convolution, or None.
+
+    Such a function earns nothing: every test that names it fails, and says which call it makes."""
+    for name in sorted(free_names(test_source) & set(from_scratch)):
+        found = library_calls(student_sources, name)
+        if found:
+            return (f"{name} must compute the convolution itself, so this test earns no points.\n"
+                    "  expected: loops, slicing or einsum\n"
+                    f"  got:      a call to {', '.join(found)}\n"
+                    "  hint:     write the sliding-window loops; a library convolution is what the exercise "
+                    "replaces, and while it calls one every test of it scores 0")
+    return None

@@ -1,0 +1,262 @@
+"""Verdicts decided in the grader (coursetools.judge, issue 15): plain values only, no secret in the kernel.
+
+The unit tests put the kernel's agent (coursetools.agent) in this process behind a JSON round trip, the
+same text the kernel exchanges at grading. The class tests read the course that conftest grades once,
+where the hostile_verdict_* specs try to read, bend or skip the checks (their scores are asserted by
+tests/test_corpus.py)."""
+import fractions
+import json
+
+import numpy as np
+import pytest
+
+from coursetools import agent, judge, libraryscan
+from conftest import REPO
+
+SOURCE = REPO / "source" / "session10"
+
+
+def kernel(namespace):
+    """A Remote whose 'kernel' is an agent over ``namespace`` in this process, reached through JSON text."""
+    helper = agent.Agent(namespace)
+    return judge.Remote(lambda request: json.loads(helper.serve(json.dumps(request))))
+
+
+def make_judge(namespace, student_sources=(), instructor_sources=("import numpy as np\nimport convcheck\n",)):
+    helper = agent.Agent(namespace)
+    return judge.Judge(lambda request: json.loads(helper.serve(json.dumps(request))), SOURCE,
+                       list(instructor_sources), list(student_sources))
+
+
+class Liar(int):
+    def __float__(self):
+        return 38_535_424.0
+
+    def __eq__(self, other):
+        return True
+
+    __hash__ = int.__hash__
+
+
+class Agreeable(np.ndarray):
+    def __eq__(self, other):
+        return np.ones(self.shape, dtype=bool)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return np.zeros(np.broadcast(*inputs).shape)
+
+
+class Pretender:
+    def __array__(self, dtype=None, copy=None):
+        return np.full((2, 2), 7.0)
+
+
+def test_lying_values_arrive_as_the_plain_values_they_stand_for():
+    remote = kernel({"liar": Liar(10 ** 9), "agreeable": np.arange(4.0).view(Agreeable),
+                     "third": fractions.Fraction(1, 3), "pretender": Pretender()})
+    got = remote.get("liar")
+    assert type(got) is int and got == 10 ** 9 and float(got) == 1e9
+    got = remote.get("agreeable")
+    assert type(got) is np.ndarray and got.tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert not np.array_equal(got, np.full(4, 9.0))
+    assert remote.get("third") == fractions.Fraction(1, 3)
+    pretender = remote.get("pretender")
+    assert isinstance(pretender, judge.RemoteObject)
+    assert np.asarray(pretender).tolist() == [[7.0, 7.0], [7.0, 7.0]]  # only what it computes, never a secret
+    with pytest.raises(KeyError):
+        remote.get("not_defined")
+
+
+def test_errors_come_back_as_their_builtin_kind_and_a_stop_is_never_a_pass():
+    class Mine(ValueError):
+        pass
+
+    def bad_value(x):
+        raise Mine("negative padding")
+
+    def leave(x):
+        raise SystemExit(0)
+
+    def interrupted(x):
+        raise KeyboardInterrupt
+
+    remote = kernel({"bad_value": bad_value, "leave": leave, "interrupted": interrupted})
+    with pytest.raises(ValueError, match="negative padding") as raised:
+        remote.get("bad_value")(1)
+    assert type(raised.value).__name__ == "Mine"
+    for name in ("leave", "interrupted"):
+        with pytest.raises(judge.TestDidNotRun):
+            remote.get(name)(1)
+
+
+def test_arrays_changed_in_place_and_cached_results_behave_as_in_the_kernel():
+    cache = {}
+
+    def flips_its_input(image):
+        image[:] = image[::-1]
+        return image.sum()
+
+    def caches(image):
+        return cache.setdefault(id(image), image.sum())
+
+    remote = kernel({"flips_its_input": flips_its_input, "caches": caches})
+    image = np.arange(3.0)
+    remote.get("flips_its_input")(image)
+    assert image.tolist() == [2.0, 1.0, 0.0], "the test sees what the student's code did to its input"
+    cached = remote.get("caches")
+    assert cached(image) == 3.0
+    image[:] = 10.0
+    assert cached(image) == 3.0, "the same array, changed in place: a stale cache stays stale, as in the kernel"
+
+
+def test_torch_values_and_objects_cross_as_values_and_handles():
+    torch = pytest.importorskip("torch")
+    layer = torch.nn.Conv2d(1, 2, 3)
+    remote = kernel({"layer": layer, "device": torch.device("cpu"), "dtype": torch.float32})
+    got = remote.get("layer")
+    assert isinstance(got, torch.nn.Conv2d), "isinstance answers as in the kernel"
+    assert got.in_channels == 1 and got.kernel_size == (3, 3)
+    assert torch.equal(got.weight, layer.weight.detach())
+    assert next(got.parameters()).shape == (2, 1, 3, 3)
+    out = got(torch.ones(1, 1, 5, 5))
+    assert out.shape == (1, 2, 3, 3) and torch.allclose(out, layer(torch.ones(1, 1, 5, 5)).detach())
+    assert remote.get("device") == torch.device("cpu")
+    assert remote.get("dtype") is torch.float32
+    with pytest.raises(TypeError):
+        got.weight = None
+    with pytest.raises(TypeError):
+        got(lambda: None)
+
+
+def test_a_test_reads_the_kernel_but_uses_the_graders_modules():
+    class FakeNumpy:
+        def isclose(self, *args, **kwargs):
+            return True
+
+    namespace = {"np": FakeNumpy(), "answer": 41, "convcheck": None}
+    test = make_judge(namespace)
+    printed, error = test.run("convcheck.check_scalar(answer, 42, 'answer')\nprint(np.__name__)", "t1")
+    assert type(error).__name__ == "CheckFailure" and "answer" in str(error)
+    namespace["answer"] = 42
+    printed, error = test.run("convcheck.check_scalar(answer, 42, 'answer')\nprint(np.__name__)", "t2")
+    assert error is None and printed.strip() == "numpy"
+    printed, error = test.run("missing_answer + 1", "t3")
+    assert isinstance(error, NameError)
+    printed, error = test.run("_kept = 5", "t4")
+    printed, error = test.run("assert _kept == 5 and 'answer' in globals() and 'nothing' not in globals()", "t5")
+    assert error is None, error
+
+
+def test_a_test_that_cannot_reach_the_kernel_fails_and_says_it_did_not_run():
+    def broken(request):
+        return {"failed": {"type": "NameError", "message": "the agent is gone"}}
+
+    test = judge.Judge(broken, SOURCE, ["import convcheck"], [])
+    printed, error = test.run("convcheck.check_scalar(answer, 1, 'answer')", "t")
+    assert isinstance(error, judge.TestDidNotRun)
+    output = judge.error_output(error)
+    assert output.ename == "TestDidNotRun" and output.evalue.startswith("this test did not run")
+
+
+LIBRARY_CHEATS = {
+    "F.conv2d": "import torch\nimport torch.nn.functional as F\n"
+                "def conv2d(i, k):\n    return F.conv2d(torch.tensor(i)[None, None], torch.tensor(k)[None, None])[0, 0]",
+    "torch.nn.functional.conv2d": "import functools, torch\n_f = functools.partial(torch.nn.functional.conv2d)\n"
+                                  "def conv2d(i, k):\n    return _f(i, k)",
+    "getattr('conv2d')": "import torch\ndef conv2d(i, k):\n    return getattr(torch.nn.functional, 'con' + 'v2d')(i, k)",
+    "built at run time": "import importlib\ndef conv2d(i, k):\n    m = importlib.import_module(''.join(NAME))\n"
+                         "    return m.c(i, k)",
+    "np.fft.fft2": "import numpy as np\ndef conv2d(i, k):\n    return np.real(np.fft.ifft2(np.fft.fft2(i) * np.fft.fft2(k, i.shape)))",
+    "scipy.signal.correlate2d (imported as c)": "from scipy.signal import correlate2d as c\n"
+                                                "def conv2d(i, k):\n    return c(i, k, mode='valid')",
+    "convcheck.conv2d_reference": "import convcheck\n"
+                                  "def conv2d(i, k):\n    return convcheck.conv2d_reference(i, k, device=convcheck.NUMPY)",
+    "convcheck._batch_reference (imported as r)": "from convcheck import _batch_reference as r\n"
+                                                  "def conv2d(i, k):\n    return r(i[None, None], k[None, None])[0, 0]",
+    "np.correlate": "import numpy as np\ndef _helper(i, k, op=np.correlate):\n    return op(i, k)\n"
+                    "def conv2d(i, k):\n    return _helper(i, k)",
+    "torch.fft.rfft2": "import torch\ndef conv2d(i, k):\n    return torch.fft.irfft2(torch.fft.rfft2(torch.tensor(i)))",
+    "eval(...)": "def conv2d(i, k):\n    return eval('__imp' + 'ort__(\"scipy.signal\")').signal.correlate2d(i, k)",
+}
+
+
+@pytest.mark.parametrize("named", sorted(LIBRARY_CHEATS))
+def test_library_convolutions_are_found_in_the_source(named):
+    found = libraryscan.library_calls([LIBRARY_CHEATS[named]], "conv2d")
+    assert any(named in text for text in found), found
+
+
+def test_a_library_helper_in_a_handed_in_module_is_followed():
+    sources = ["from mylib import fancy as conv2d", "import scipy.ndimage as nd\ndef fancy(i, k):\n    return nd.correlate(i, k)"]
+    assert libraryscan.library_calls(sources, "conv2d") == ["nd.correlate"]
+
+
+def test_correct_implementations_are_not_reported():
+    import nbformat
+    from coursetools import tamper
+    for notebook, names in (("07_convolution_from_scratch", ("conv2d", "conv2d_padded", "conv2d_full")),
+                            ("10_summary", ("conv2d_forward",))):
+        nb = nbformat.read(SOURCE / f"{notebook}.ipynb", as_version=4)
+        sources = [c.source for c in nb.cells if c.cell_type == "code" and tamper.is_student_cell(c)]
+        for name in names:
+            assert libraryscan.library_calls(sources, name) == [], name
+    im2col = ("import numpy as np\nfrom numpy.lib.stride_tricks import sliding_window_view\n"
+              "def conv2d(i, k):\n    return np.einsum('ijkl,kl->ij', sliding_window_view(i, k.shape), k)")
+    shift_add = ("import numpy as np\ndef conv2d(i, k):\n    out = np.zeros((i.shape[0] - k.shape[0] + 1, "
+                 "i.shape[1] - k.shape[1] + 1))\n    for u in range(k.shape[0]):\n        for v in range(k.shape[1]):\n"
+                 "            out += k[u, v] * i[u:u + out.shape[0], v:v + out.shape[1]]\n    return out")
+    assert libraryscan.library_calls([im2col], "conv2d") == []
+    assert libraryscan.library_calls([shift_add], "conv2d") == []
+
+
+def test_a_from_scratch_function_that_uses_a_library_earns_nothing():
+    cheat = LIBRARY_CHEATS["F.conv2d"]
+    test = make_judge({}, student_sources=[cheat],
+                      instructor_sources=["import numpy as np\nimport convcheck\n",
+                                          "convcheck.check_no_library_conv(conv2d)"])
+    printed, error = test.run("x = 1\nconvcheck.check(conv2d is not None, 'never reached')", "t")
+    assert "conv2d must compute the convolution itself, so this test earns no points" in str(error)
+    assert "a call to F.conv2d" in str(error)
+
+
+def test_grading_seeds_are_secret_reproducible_and_per_student(tmp_path):
+    convcheck = judge.load_module("convcheck", SOURCE / "convcheck.py")
+    secret = judge.course_secret(tmp_path)
+    assert secret == judge.course_secret(tmp_path) and len(secret) == 32
+    assert (tmp_path / "course" / ".grading-secret").exists()
+    ada, bob = (judge.grading_seed(secret, s, "07") for s in ("ada", "bob"))
+    assert ada == judge.grading_seed(secret, "ada", "07") and ada != bob
+    assert convcheck.GRADING_SEED is None
+    assert np.array_equal(convcheck.rng(7001).standard_normal(3), np.random.default_rng(7001).standard_normal(3))
+    try:
+        convcheck.GRADING_SEED = ada
+        graded = convcheck.rng(7001).standard_normal(3)
+        assert not np.array_equal(graded, np.random.default_rng(7001).standard_normal(3))
+        assert np.array_equal(graded, convcheck.rng(7001).standard_normal(3))
+    finally:
+        convcheck.GRADING_SEED = None
+
+
+def test_hidden_tests_draw_their_random_inputs_from_the_graders_seed():
+    import nbformat
+    for path in sorted(SOURCE.glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            hidden = cell.source.split("BEGIN HIDDEN TESTS", 1)[-1] if "BEGIN HIDDEN TESTS" in cell.source else ""
+            assert "default_rng" not in hidden, f"{path.name}: use convcheck.rng in hidden tests"
+
+
+# ----------------------------------------------------------------------------- the class run
+
+def test_the_kernel_never_held_a_hidden_test(graded_course):
+    """hostile_verdict_frames ends notebook 04 by searching everything the kernel's garbage collector
+    reaches for a line of that notebook's hidden tests: none is there."""
+    nb = graded_course.autograded_notebook("hostile_verdict_frames", "04_hand_calculations")
+    text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "hidden test text seen in the kernel: 0" in text, text[-2000:]
+
+
+def test_test_cells_were_judged_in_the_grader(graded_course):
+    nb = graded_course.autograded_notebook("hostile_verdict_transformers", "04_hand_calculations")
+    failed = [c for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade")
+              and any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert failed, "the transformers must not have made the tests pass"
