@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_autograde.py --sizes 1,4      # a quick run
     .venv/bin/python benchmarks/bench_autograde.py --sizes 8 --notebooks 01,02 --workers 3
     .venv/bin/python benchmarks/bench_autograde.py --profile-only   # only the per-notebook breakdown
-    .venv/bin/python benchmarks/bench_autograde.py --sandbox-overhead --sizes 8   # sandbox against --no-sandbox
+    .venv/bin/python benchmarks/bench_autograde.py --overhead --sizes 4   # sandbox and judge against neither
 
 Everything runs in a throw-away copy of the course (``--keep DIR`` keeps it);
 nothing in the repository changes. It prints, measured in one run on this machine:
@@ -312,46 +312,64 @@ def throughput(template, solution, workdir, sizes, workers, skip_sequential=Fals
     return results
 
 
-def sandbox_overhead(template, solution, workdir, sizes, workers, rounds=2):
-    """grade-parallel with the sandbox against --no-sandbox, on the same class, in alternating order."""
+def machine_cpu():
+    """CPU seconds the whole machine has spent (/proc/stat): it counts the sandboxed kernels too, whose
+    time never reaches RUSAGE_CHILDREN (their sandbox is killed, not waited for). Needs a quiet machine."""
+    with open("/proc/stat") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:]]
+    busy = sum(fields[:3]) + sum(fields[5:8])  # user, nice, system, irq, softirq, steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+VARIANTS = {  # name: (grade-parallel flags, a line added to the course copy's nbgrader_config.py); first: before
+    "no sandbox, tests in kernel": (["--no-sandbox"], "c.ResilientExecute.judge_tests = False"),
+    "sandbox, tests in kernel": ([], "c.ResilientExecute.judge_tests = False"),
+    "sandbox, tests in the grader": ([], ""),
+}
+
+
+def overhead(template, solution, workdir, sizes, workers, rounds=2):
+    """grade-parallel under each of VARIANTS on the same class, in rotating order: wall and machine CPU."""
     results = []
+    names = list(VARIANTS)
     for n in sizes:
-        entry = dict(n=n, workers=workers, sandbox=[], no_sandbox=[])
+        entry = dict(n=n, workers=workers, runs={name: [] for name in names})
+        rows = []
         for round_ in range(rounds):
-            order = ("sandbox", "no_sandbox") if round_ % 2 == 0 else ("no_sandbox", "sandbox")
-            for mode in order:
-                course, _ = class_copy(template, workdir / f"{mode}-{n}-{round_}", n, solution)
-                flags = ["--no-sandbox"] if mode == "no_sandbox" else []
-                figures = {}
+            for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+                flags, config = VARIANTS[name]
+                course, _ = class_copy(template, workdir / f"v{names.index(name)}-{n}-{round_}", n, solution)
+                if config:
+                    with open(course.root / "nbgrader_config.py", "a") as handle:
+                        handle.write(f"\n{config}\n")
+                figures, cpu = {}, machine_cpu()
                 with measure(figures):
                     run([PY, "-m", "coursetools", "grade-parallel", "--no-progress", "--workers", str(workers),
                          *flags], course.root)
-                figures["rows"] = export_rows(course)
-                entry[mode].append(figures)
-                print(f"  N={n} round {round_ + 1}: {mode} {figures['wall']:.1f} s", file=sys.stderr)
+                figures["machine_cpu"] = machine_cpu() - cpu
+                rows.append(export_rows(course))
+                entry["runs"][name].append(figures)
+                print(f"  N={n} round {round_ + 1}: {name} {figures['wall']:.1f} s", file=sys.stderr)
                 shutil.rmtree(course.root, ignore_errors=True)
-        entry["identical"] = all(f["rows"] == entry["sandbox"][0]["rows"] for f in entry["sandbox"] + entry["no_sandbox"])
-        for mode in ("sandbox", "no_sandbox"):
-            for figures in entry[mode]:
-                figures.pop("rows")
+        entry["identical"] = all(r == rows[0] for r in rows)
         results.append(entry)
     return results
 
 
 def overhead_report(info, results):
-    lines = [f"machine: {info['model']}, {info['cores']} cores; Python {info['python']}; load at start {info['load']}",
-             "| N | workers | --no-sandbox wall s/sub | sandbox wall s/sub | overhead (wall) | "
-             "--no-sandbox CPU s/sub | sandbox CPU s/sub | overhead (CPU) | grades identical |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [f"machine: {info['model']}, {info['cores']} cores; Python {info['python']}; "
+             f"load at start {info['load']}",
+             "| N | workers | variant | wall s/sub | machine CPU s/sub | wall vs the first | CPU vs the first |",
+             "|---:|---:|---|---:|---:|---:|---:|"]
     for entry in results:
-        n = entry["n"]
-        mean = {mode: {key: sum(f[key] for f in entry[mode]) / len(entry[mode]) / n for key in ("wall", "cpu")}
-                for mode in ("sandbox", "no_sandbox")}
-        lines.append(f"| {n} | {entry['workers']} | {mean['no_sandbox']['wall']:.2f} | {mean['sandbox']['wall']:.2f} | "
-                     f"{100 * (mean['sandbox']['wall'] / mean['no_sandbox']['wall'] - 1):+.1f} % | "
-                     f"{mean['no_sandbox']['cpu']:.2f} | {mean['sandbox']['cpu']:.2f} | "
-                     f"{100 * (mean['sandbox']['cpu'] / mean['no_sandbox']['cpu'] - 1):+.1f} % | "
-                     f"{'yes' if entry['identical'] else 'NO'} |")
+        n, base = entry["n"], None
+        for name, runs in entry["runs"].items():
+            wall = sum(r["wall"] for r in runs) / len(runs) / n
+            cpu = sum(r["machine_cpu"] for r in runs) / len(runs) / n
+            base = base or (wall, cpu)
+            lines.append(f"| {n} | {entry['workers']} | {name} | {wall:.2f} | {cpu:.2f} | "
+                         f"{100 * (wall / base[0] - 1):+.1f} % | {100 * (cpu / base[1] - 1):+.1f} % |")
+        lines.append(f"| {n} | | grades identical in every run | {'yes' if entry['identical'] else 'NO'} | | | |")
     return "\n".join(lines)
 
 
@@ -449,8 +467,9 @@ def main(argv=None):
     parser.add_argument("--skip-sequential", action="store_true", help="grade-parallel only (no speedup)")
     parser.add_argument("--keep", type=pathlib.Path, help="work in this folder and keep it")
     parser.add_argument("--json", type=pathlib.Path, help="also write the raw figures here")
-    parser.add_argument("--sandbox-overhead", action="store_true",
-                        help="only grade-parallel with the sandbox against --no-sandbox, for each size")
+    parser.add_argument("--overhead", action="store_true",
+                        help="only grade-parallel with the sandbox and the judge, with the sandbox alone, and "
+                             "with neither, for each size")
     args = parser.parse_args(argv)
 
     become_subreaper()
@@ -462,17 +481,17 @@ def main(argv=None):
     template, solution = template_course(workdir, notebooks)
     print(f"notebooks: {', '.join(solution)}", file=sys.stderr)
     figures = dict(machine=info, costs=None, profile=None, throughput=[], notebooks=list(solution))
-    if args.sandbox_overhead:
+    if args.overhead:
         sizes = [int(s) for s in args.sizes.split(",") if s]
-        figures["sandbox_overhead"] = sandbox_overhead(template, solution, workdir, sizes, args.workers)
+        figures["overhead"] = overhead(template, solution, workdir, sizes, args.workers)
         info["load_end"] = load()
         if args.json:
             args.json.write_text(json.dumps(figures, indent=1, default=str))
-        print(overhead_report(info, figures["sandbox_overhead"]))
+        print(overhead_report(info, figures["overhead"]))
         print(f"load average at end {info['load_end']}")
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-        return 0 if all(r["identical"] for r in figures["sandbox_overhead"]) else 1
+        return 0 if all(r["identical"] for r in figures["overhead"]) else 1
 
     def save():  # after every phase, so a long run that is stopped keeps what it measured
         if args.json:
