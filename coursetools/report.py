@@ -106,7 +106,8 @@ def collect(course):
             meta = nb.get("metadata", {}).get("coursetools", {})
             if meta.get("sandbox") == "off":
                 unsandboxed.add((student, notebook))
-            if meta.get("voided") or notebook in flagged or None in flagged:
+            alarm = any(KINDS.get(e.get("kind"), ("note",))[0] == "alarm" for e in meta.get("events", []))
+            if meta.get("voided") or alarm or notebook in flagged or None in flagged:
                 events[student] += manual_overrides(course, student, notebook, nb)
             if meta.get("voided"):
                 continue

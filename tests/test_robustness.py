@@ -333,7 +333,8 @@ def test_feedback_cuts_a_hidden_line_from_any_output(graded_course):
     import nbformat
     from coursetools.grading import REDACTED, HideHiddenTests
     course = graded_course.course
-    nb = nbformat.from_dict(graded_course.autograded_notebook("hostile_stderr", "03_the_convolution_operation"))
+    nb = nbformat.read(course.autograded / "hostile_stderr" / ASSIGNMENT / "03_the_convolution_operation.ipynb",
+                       as_version=4)
     secrets = sorted(secret_lines(course), key=len)
     leak = secrets[-1]
     cell = next(c for c in nb.cells if c.cell_type == "code" and not c.get("metadata", {}).get("nbgrader"))
