@@ -347,6 +347,21 @@ class ResilientExecute(Execute):
         except (KeyError, TypeError, ValueError, SyntaxError) as error:
             raise judge.TestDidNotRun(f"the kernel's answer was not understood ({type(error).__name__})") from None
 
+    def _kernel_lost(self, error, cell, index, timeout, when):
+        """The kernel died, or was interrupted but did not stop (it catches KeyboardInterrupt, or hangs in
+        C code) and is shut down: this cell fails, the cells after it are not run."""
+        if isinstance(error, DeadKernelError):
+            self._stop(f"the kernel died in an earlier cell ({error or 'DeadKernelError'})")
+            self.log.warning("Kernel died in cell %s: %s", index, error)
+            cell.outputs.append(_error("KernelDied", f"the kernel died {when} ({error})"))
+            self._event("kernel_died", "the kernel died (os._exit, a crash, or killed for memory)", cell, index)
+            return
+        self._kill()
+        why = "the kernel did not stop when interrupted after the time limit, and was shut down"
+        self._stop(why + " in an earlier cell")
+        cell.outputs.append(_error("CellTimeoutError", f"{why} ({error})"))
+        self._event("timeout", why, cell, index, seconds=timeout)
+
     def _judge_cell(self, cell, index, timeout):
         """Decide a graded test cell in the grader (coursetools.judge); the kernel only answers requests."""
         self._judge_deadline = time.monotonic() + (timeout or 24 * 3600)
@@ -357,18 +372,8 @@ class ResilientExecute(Execute):
                 printed, error = self._judge.run(cell.source, _where(cell, index))
             except judge.KernelLost as lost:
                 raise lost.cause from None
-        except DeadKernelError as error:
-            self._stop(f"the kernel died in an earlier cell ({error or 'DeadKernelError'})")
-            cell.outputs.append(_error("KernelDied", f"the kernel died while this test called the student's code "
-                                                     f"({error})"))
-            self._event("kernel_died", "the kernel died (os._exit, a crash, or killed for memory)", cell, index)
-            return cell
-        except CellTimeoutError as error:
-            self._kill()
-            why = "the kernel did not stop when interrupted after the time limit, and was shut down"
-            self._stop(why + " in an earlier cell")
-            cell.outputs.append(_error("CellTimeoutError", f"{why} ({error})"))
-            self._event("timeout", why, cell, index, seconds=timeout)
+        except (DeadKernelError, CellTimeoutError) as error:
+            self._kernel_lost(error, cell, index, timeout, "while this test called the student's code")
             return cell
         if printed:
             cell.outputs.append(_stream(printed))
@@ -517,19 +522,8 @@ class ResilientExecute(Execute):
         self._piggy_result = None
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
-        except DeadKernelError as error:
-            self._stop(f"the kernel died in an earlier cell ({error or 'DeadKernelError'})")
-            self.log.warning("Kernel died while running cell %s: %s", index, error)
-            cell.outputs.append(_error("KernelDied", f"the kernel died while running this cell ({error})"))
-            self._event("kernel_died", "the kernel died (os._exit, a crash, or killed for memory)", cell, index)
-            return cell, resources
-        except CellTimeoutError as error:
-            # The kernel was interrupted but did not stop: it catches KeyboardInterrupt, or hangs in C code.
-            self._kill()
-            why = "the kernel did not stop when interrupted after the time limit, and was shut down"
-            self._stop(why + " in an earlier cell")
-            cell.outputs.append(_error("CellTimeoutError", f"{why} ({error})"))
-            self._event("timeout", why, cell, index, seconds=timeout)
+        except (DeadKernelError, CellTimeoutError) as error:
+            self._kernel_lost(error, cell, index, timeout, "while running this cell")
             return cell, resources
         finally:
             self.timeout = self._cell_timeout

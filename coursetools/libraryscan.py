@@ -17,6 +17,8 @@ the exercise's own tools and are not reported.
 """
 import ast
 
+from coursetools.tamper import _dotted  # 'a.b.c' for a chain of names and attributes
+
 CONVOLUTIONS = {"convolve", "convolve2d", "correlate", "correlate2d", "fftconvolve", "oaconvolve", "conv1d",
                 "conv2d", "conv3d", "Conv1d", "Conv2d", "Conv3d", "filter2D", "conv_transpose2d", "convolution",
                 "LazyConv2d", "correlate1d", "convolve1d"}
@@ -51,18 +53,6 @@ def _strings(node):
         glue = _strings(node.func.value)
         parts = [_strings(e) for e in node.args[0].elts]
         return None if glue is None or None in parts else glue.join(parts)
-    return None
-
-
-def _dotted(node):
-    """'a.b.c' for a chain of names and attributes, else None."""
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
     return None
 
 
