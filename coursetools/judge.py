@@ -29,7 +29,6 @@ import json
 import os
 import pathlib
 import sys
-import traceback
 import weakref
 
 import numpy as np
@@ -466,8 +465,3 @@ def install_code(name):
 def request_expression(name, request):
     """The user expression that hands one request to the agent."""
     return f"__import__('sys').modules[{name!r}].AGENT.serve({json.dumps(request)!r})"
-
-
-def format_failure(error):
-    """One line saying why a test failed, for logs."""
-    return "".join(traceback.format_exception_only(type(error), error)).strip()
