@@ -117,32 +117,15 @@ class Agent:
                 return known
             self.arrays[token] = array
             return array
-        if "$tensor" in tree:
-            import torch
-            return torch.from_numpy(_from_npy(tree["$tensor"]).copy())
-        if "$scalar" in tree:
-            return _from_npy(tree["$scalar"])[()]
         if "$tuple" in tree:
             return tuple(self.decode(item) for item in tree["$tuple"])
         if "$dict" in tree:
             return {self.decode(k): self.decode(v) for k, v in tree["$dict"]}
         if "$handle" in tree:
             return self.handles[tree["$handle"]]
-        if "$float" in tree:
-            return float(tree["$float"])
-        if "$int" in tree:
-            return int(tree["$int"])
-        if "$complex" in tree:
-            return complex(*tree["$complex"])
-        if "$device" in tree:
-            import torch
-            return torch.device(tree["$device"])
-        if "$dtype" in tree:
-            import torch
-            return getattr(torch, tree["$dtype"])
-        if "$fraction" in tree:
-            import fractions
-            return fractions.Fraction(int(tree["$fraction"][0]), int(tree["$fraction"][1]))
+        value = decode_simple(tree)
+        if value is not UNKNOWN:
+            return value
         raise ValueError(f"unknown value {sorted(tree)}")
 
     # --- requests
@@ -211,6 +194,37 @@ class Agent:
             answer = json.dumps({"failed": self.raised(error)})
         return answer if len(answer) <= MAX_ANSWER else json.dumps({"failed": {"type": "AnswerTooLarge", "bases": [],
                                                                                "message": "the result is too large"}})
+
+
+UNKNOWN = object()
+
+
+def decode_simple(tree):
+    """A tagged value that both sides decode alike (numbers, tensors, devices, dtypes, fractions), else UNKNOWN."""
+    if "$tensor" in tree:
+        import torch
+        return torch.from_numpy(_from_npy(tree["$tensor"]).copy())
+    if "$scalar" in tree:
+        return _from_npy(tree["$scalar"])[()]
+    if "$int" in tree:
+        return int(tree["$int"])
+    if "$float" in tree:
+        return float(tree["$float"])
+    if "$complex" in tree:
+        return complex(*tree["$complex"])
+    if "$fraction" in tree:
+        import fractions
+        return fractions.Fraction(int(tree["$fraction"][0]), int(tree["$fraction"][1]))
+    if "$device" in tree:
+        import torch
+        return torch.device(str(tree["$device"]))
+    if "$dtype" in tree:
+        import torch
+        kind = getattr(torch, str(tree["$dtype"]), None)
+        if not isinstance(kind, torch.dtype):
+            raise ValueError("an unknown dtype")
+        return kind
+    return UNKNOWN
 
 
 def _equal(before, after):

@@ -433,11 +433,8 @@ after = "nb01_setup"
 source = "import time; time.sleep(6)"
 '''
 
-# four 6 s cells: the notebook outlives its time limit; then a cell that writes files
-SLOW = '''
-base = "solution"
-submit = ["01_recap_and_motivation"]
-''' + SLEEP_CELL * 4 + '''
+# a cell that writes a file beside the notebook and one among the course's sources
+PLANT_CELL = '''
 [[insert]]
 notebook = "01_recap_and_motivation"
 after = "nb01_setup"
@@ -446,6 +443,12 @@ open("leak.txt", "w").write("written while graded")
 open("../../../source/session10/planted.txt", "w").write("a submission wrote this")
 """
 '''
+
+# four 6 s cells: the notebook outlives its time limit; then a cell that writes files
+SLOW = '''
+base = "solution"
+submit = ["01_recap_and_motivation"]
+''' + SLEEP_CELL * 4 + PLANT_CELL
 
 
 def test_configured_limits_apply(graded_course, tmp_path):
@@ -491,15 +494,7 @@ def test_configured_limits_apply(graded_course, tmp_path):
 PLANTER = '''
 base = "solution"
 submit = ["01_recap_and_motivation"]
-
-[[insert]]
-notebook = "01_recap_and_motivation"
-after = "nb01_setup"
-source = """
-open("leak.txt", "w").write("written while graded")
-open("../../../source/session10/planted.txt", "w").write("a submission wrote this")
-"""
-'''
+''' + PLANT_CELL
 
 
 def test_without_the_sandbox_a_changed_course_stops_the_run(graded_course, tmp_path, capsys):
