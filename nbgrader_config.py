@@ -13,6 +13,9 @@ from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 
 from coursetools.grading import (  # noqa: E402
     HarmlessStderr, HideHiddenTests, RepairMetadata, ResilientExecute, RestoreCells, TamperCheck)
+from coursetools.markscheme import AddMarkSchemes, RemoveGraderNotes  # noqa: E402
+from coursetools import mathjax  # noqa: E402
+from coursetools.plainrun import CODE_STUB  # noqa: E402
 
 c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
 
@@ -47,6 +50,9 @@ c.Preflight.max_file_mb = 100
 c.TamperCheck.void_on_tampering = False
 # --------------------------------------------------------------------------------------
 
+# An untouched answer cell raises NotImplementedError with a sentence that says what to do.
+c.ClearSolutions.code_stub = {"python": CODE_STUB}
+
 # A student who edits, empties or deletes a read-only or test cell is still graded:
 # the original cell is put back (RestoreCells, nbgrader's OverwriteCells and more).
 c.OverwriteCells.add_missing_cells = True
@@ -69,5 +75,14 @@ c.Autograde.autograde_preprocessors = [
     SaveAutoGrades,
     AssignLatePenalties,
     CheckCellMetadata,
+    AddMarkSchemes,          # graders read each written answer's model answer and mark scheme under it
 ]
-c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+# The feedback drops the graders' notes first (before HideHiddenTests, which keeps markdown as the
+# student's), and gets a local MathJax last (mathjax/ beside the pages: no CDN, renders offline).
+c.GenerateFeedback.preprocessors = [RemoveGraderNotes, GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor,
+                                    mathjax.LocalMathJax]
+# MathJax comes from this environment (jupyter-server-mathjax): coursetools/templates/ replaces
+# nbconvert's loader in nbgrader's feedback and formgrade templates, which stay after it.
+c.HTMLExporter.extra_template_basedirs = mathjax.template_dirs()
+c.HTMLExporter.mathjax_url = mathjax.FEEDBACK_URL
+

@@ -107,6 +107,9 @@ class Agent:
             return tree
         if "$array" in tree:
             array = _from_npy(tree["$array"]).copy()
+            if tree.get("order") == "F":  # the grader's array was not C-contiguous: neither is the student's copy
+                import numpy
+                array = numpy.asfortranarray(array)
             token = tree.get("token")
             if token is None:
                 return array

@@ -55,6 +55,36 @@ def message_problems(course, spec_path):
     return problems
 
 
+def diagnosis_rate(course, scores, spec_paths):
+    """(share, undiagnosed stems) over the known-wrong specs (nbNN_*) that lose points.
+
+    A spec counts as diagnosed when one of its [[message]] texts is found in a failing test whose
+    message goes beyond expected and got: a "likely mistake:" or "hint:" line that names the mistake.
+    """
+    from coursetools.report import autograded_notebook, failing_tests
+    from coursetools.submissions import load_spec
+    wrong, undiagnosed = [], []
+    for path in spec_paths:
+        stem = pathlib.Path(path).stem
+        spec = load_spec(path)
+        row = scores.get(stem, {})
+        submitted = [row.get(notebook) for notebook in spec.get("submit") or row]
+        if not stem.startswith("nb") or score_problems(course, scores, path) or \
+                all(entry and entry["code_score"] == entry["max_code_score"] for entry in submitted):
+            continue
+        wrong.append(stem)
+        named = False
+        for message in spec["message"]:
+            notebook = autograded_notebook(course, stem, message["notebook"])
+            for grade_id, ename, text in failing_tests(notebook):
+                if grade_id == message["grade_id"] and message["contains"] in text and \
+                        ("likely mistake:" in text or "hint:" in text):
+                    named = True
+        if not named:
+            undiagnosed.append(stem)
+    return (1 - len(undiagnosed) / len(wrong) if wrong else 1.0), undiagnosed
+
+
 def check(course, spec_paths, scores=None):
     """{spec stem: [problems]} for a graded course."""
     if scores is None:
@@ -96,6 +126,9 @@ def main(argv=None):
     lost = [o["student"] for o in outcomes if not o["ok"]]
     for problems in failed.values():
         print("\n".join(problems))
+    rate, undiagnosed = diagnosis_rate(course, scores, spec_paths)
+    print(f"diagnosis named for {rate:.0%} of the known-wrong specs that lose points"
+          + (f" (not: {', '.join(undiagnosed)})" if undiagnosed else ""))
     print(f"{len(spec_paths)} specs graded in {seconds:.0f} s by {grade_parallel.last_summary['where']}: "
           f"{len(spec_paths) - len(failed)} as their specs say, {len(failed)} not"
           + (f"; not graded: {', '.join(lost)}" if lost else ""))

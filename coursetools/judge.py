@@ -117,7 +117,8 @@ class Remote:
         if isinstance(value, np.ndarray):
             if value.dtype.hasobject:
                 raise TypeError("an object array cannot be sent to the student's code")
-            return {"$array": _npy(value), "token": self._token(value)}
+            layout = {} if value.ndim < 2 or value.flags.c_contiguous else {"order": "F"}  # a transposed view stays one
+            return {"$array": _npy(value), "token": self._token(value), **layout}
         if isinstance(value, np.generic):
             return {"$scalar": _npy(np.asarray(value))}
         torch = sys.modules.get("torch")

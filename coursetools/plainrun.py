@@ -69,7 +69,9 @@ KILL_GRACE = 10               # seconds past a cell's limit before the process i
 STDOUT_LIMIT = 20000          # characters of a cell's output kept in the result
 
 SOLUTION_MARKERS = re.compile(r"^\s*(###|===) ?(BEGIN|END) SOLUTION ?(===)?\s*$")  # as coursetools.submissions
-CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"                         # nbgrader ClearSolutions
+# What the release puts in place of a solution (nbgrader_config.py gives it to ClearSolutions): running
+# an untouched answer says what to do instead of a bare NotImplementedError.
+CODE_STUB = '# YOUR CODE HERE\nraise NotImplementedError("not written yet: replace this line with your code")'
 
 
 # ---------------------------------------------------------------- notebooks as JSON

@@ -5,7 +5,8 @@ Written to ``reports/report.md`` and printed. It has four parts:
 1. **Scores**: each student's autograded points per notebook, with a letter for
    what happened to that notebook (T timed out, K kernel died, M out of memory,
    X tampering (reported; its tests voided where configured), F could not be graded, Q unreadable notebook
-   quarantined, ? code to review, - not handed in).
+   quarantined, ? code to review, B handed in blank, - not handed in); then the student's
+   code, written (hand-graded; "not graded yet" until the formgrader has them) and total points.
 2. **Needs attention**: every student with an alarm or warning (tampering,
    grading failures, timeouts, crashes, memory, quarantined files, code to
    review), grouped by kind, with the details the grader recorded.
@@ -13,7 +14,14 @@ Written to ``reports/report.md`` and printed. It has four parts:
    (convcheck's ``likely mistake: ...`` lines, and the hint a test gives for a
    known wrong answer), with how many students got each and in which tests:
    what to re-teach.
-4. **Tests failed most often**, and notes (restored cells, extra files, ...).
+4. **Tests failed most often**, notebooks handed in blank, and notes (restored cells,
+   extra files, ...).
+
+Answers never written are left out of 3 and 4: an answer cell still as released (the same text
+as the release's cell, or nbgrader's checksum of it as handed out) was not attempted, whatever the tests that check it raise; so is a whole
+notebook with every answer cell as released, and a test stopped by an unanswered cell it depends
+on. Files nbgrader's own submit and collect write (``submission_secret.txt``, ``timestamp.txt``)
+are not reported as extra files.
 
 Sources: the gradebook (scores), ``reports/outcomes/<student>.json`` (written by
 ``coursetools.robust.grade_student``) and the autograded notebooks (messages,
@@ -67,18 +75,114 @@ def diagnoses(message):
     return found
 
 
-def _has_stub(nb):
-    """Whether an answer cell still raises the release's NotImplementedError (then NameErrors in tests follow)."""
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") == "code" and cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
-            if any(o.get("ename") == "NotImplementedError" for o in cell.get("outputs", [])):
-                return True
-    return False
+NBGRADER_FILES = {"submission_secret.txt", "timestamp.txt"}  # written by nbgrader's own submit/collect
 
 
-def not_attempted(ename, message):
-    """A failure that only says the answer was never written (the release's stub ran)."""
-    return ename == "NotImplementedError" or "NotImplementedError" in message
+def _source(cell):
+    text = cell.get("source", "")
+    text = "".join(text) if isinstance(text, list) else str(text)
+    return "\n".join(line.rstrip() for line in text.replace("\r\n", "\n").splitlines()).strip()
+
+
+def _meta(cell):
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def release_answers(course, notebook):
+    """{grade_id: release source} of the answer (solution) cells of a notebook, or {} without a release."""
+    try:
+        nb = json.loads((course.release / f"{notebook}.ipynb").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {_meta(c).get("grade_id"): _source(c) for c in nb.get("cells", []) if _meta(c).get("solution")}
+
+
+STUB = re.compile(r"^(# YOUR CODE HERE|YOUR ANSWER HERE|raise NotImplementedError\(.*\))$")
+
+
+def _unchanged(cell, release):
+    """Whether an answer cell is still as released: the same text as the release's cell, or nbgrader's
+    checksum of the cell as handed out (kept in its metadata) still matches (a release regenerated since,
+    with other stubs), or nothing but nbgrader's placeholder lines."""
+    grade_id = _meta(cell).get("grade_id")
+    text = _source(cell)
+    if grade_id in release and text == release[grade_id]:
+        return True
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines and all(STUB.match(line) for line in lines):
+        return True
+    checksum = _meta(cell).get("checksum")
+    if not checksum:
+        return False
+    from nbformat import from_dict
+    from nbgrader.utils import compute_checksum
+    source = cell.get("source", "")
+    try:
+        return compute_checksum(from_dict(dict(cell, source="".join(source) if isinstance(source, list)
+                                               else source))) == checksum
+    except Exception:  # noqa: BLE001 - metadata a student broke: not provably untouched
+        return False
+
+
+def _raised(cell, *names):
+    return any(o.get("output_type") == "error" and o.get("ename") in names for o in cell.get("outputs", []))
+
+
+def answer_state(nb, release):
+    """What was answered in an autograded notebook (its answer cells are the submitted ones).
+
+    Returns dict(answers, blank, tests): the answer cells' grade_ids, those still as released, and per
+    test cell (grade_id) a dict(group, blank_above, blocked): the code answer cells right above the test
+    (the answer it checks), whether an answer cell above it is still as released, and whether one of its
+    own answer cells stopped on an unanswered one (NotImplementedError, or NameError with a blank above)."""
+    answers, blank, tests = [], set(), {}
+    pending, group = [], []
+    for cell in nb.get("cells", []) if nb else []:
+        meta = _meta(cell)
+        if meta.get("solution"):
+            answers.append(meta.get("grade_id"))
+            if _unchanged(cell, release):
+                blank.add(meta.get("grade_id"))
+            if cell.get("cell_type") == "code":
+                pending.append(cell)
+        elif meta.get("grade") and cell.get("cell_type") == "code":
+            if pending:
+                group, pending = pending, []
+            ids = [_meta(c).get("grade_id") for c in group]
+            blank_above = bool(blank)
+            blocked = any(_raised(c, "NotImplementedError") or blank_above and _raised(c, "NameError")
+                          for c in group if _meta(c).get("grade_id") not in blank)
+            tests[meta.get("grade_id")] = {"group": ids, "blank_above": blank_above, "blocked": blocked}
+    return {"answers": answers, "blank": blank, "tests": tests}
+
+
+def is_blank(state):
+    """A handed-in notebook with no answer written: every answer cell still as released."""
+    return bool(state["answers"]) and set(state["answers"]) <= state["blank"]
+
+
+def not_attempted(ename, message, test=None, state=None):
+    """A failure that only says an answer was never written: the test's own answer cells are still as
+    released (whatever that makes the test raise), the notebook is blank, or the failure comes from an
+    unanswered cell it depends on (the release stub's NotImplementedError, or a NameError or a stopped
+    answer cell below a blank one)."""
+    if ename == "NotImplementedError" or "NotImplementedError" in message:
+        return True
+    if state is None:
+        return False
+    if is_blank(state):
+        return True
+    info = state["tests"].get(test)
+    if info is None:
+        return False
+    if info["group"] and set(info["group"]) <= state["blank"]:
+        return True
+    return info["blocked"] or info["blank_above"] and ename == "NameError"
+
+
+def nbgrader_file(event):
+    """An "extra file" that nbgrader's own submit or collect wrote (not the student's)."""
+    return event.get("kind") == "extra_file" and event.get("detail", "").split(" ", 1)[0] in NBGRADER_FILES
 
 
 def collect(course):
@@ -91,11 +195,14 @@ def collect(course):
     mistakes = collections.defaultdict(lambda: {"students": set(), "where": set()})
     failures = collections.defaultdict(set)
     submitted = collections.defaultdict(set)
+    answered = collections.defaultdict(set)
+    blank = set()
+    releases = {notebook: release_answers(course, notebook) for notebook in notebooks}
     events = {}
     unsandboxed = set()
     for student in students:
         record = outcomes.get(student, {})
-        events[student] = all_events(record)
+        events[student] = [e for e in all_events(record) if not nbgrader_file(e)]
         flagged = {e.get("notebook") for e in events[student] if KINDS.get(e["kind"], ("note",))[0] == "alarm"}
         for notebook in notebooks:
             status = record.get("notebooks", {}).get(notebook, {}).get("status", "graded")
@@ -111,9 +218,18 @@ def collect(course):
                 events[student] += manual_overrides(course, student, notebook, nb)
             if meta.get("voided"):
                 continue
-            stubbed = _has_stub(nb)
-            for grade_id, ename, message in failing_tests(nb):
-                if ename in NOT_A_MISTAKE or not_attempted(ename, message) or stubbed and ename == "NameError":
+            state = answer_state(nb, releases[notebook])
+            if is_blank(state):
+                blank.add((student, notebook))
+                continue
+            failing = {grade_id: (ename, message) for grade_id, ename, message in failing_tests(nb)}
+            for grade_id, info in state["tests"].items():
+                ename, message = failing.get(grade_id, ("", ""))
+                if not (info["group"] and set(info["group"]) <= state["blank"]) and not \
+                        (grade_id in failing and not_attempted(ename, message, grade_id, state)):
+                    answered[(notebook, grade_id)].add(student)
+            for grade_id, (ename, message) in failing.items():
+                if ename in NOT_A_MISTAKE or not_attempted(ename, message, grade_id, state):
                     continue
                 failures[(notebook, grade_id)].add(student)
                 for text in diagnoses(message):
@@ -121,7 +237,7 @@ def collect(course):
                     mistakes[text]["where"].add(grade_id)
     return {"students": students, "notebooks": notebooks, "scores": scores, "outcomes": outcomes,
             "events": events, "mistakes": dict(mistakes), "failures": dict(failures), "submitted": dict(submitted),
-            "unsandboxed": unsandboxed}
+            "answered": dict(answered), "blank": blank, "unsandboxed": unsandboxed}
 
 
 def manual_overrides(course, student, notebook, nb):
@@ -147,12 +263,18 @@ def manual_overrides(course, student, notebook, nb):
                        "formgrader): " + "; ".join(found[:5])}]
 
 
+def plural(count, word):
+    """'1 student', '2 students'."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
 def _sandbox_lines(data):
     off = data.get("unsandboxed") or set()
     if not off:
         return []
     students = sorted({s for s, _ in off})
-    return [f"**Graded without the sandbox (--no-sandbox)**: {len(off)} notebooks of {len(students)} students "
+    return [f"**Graded without the sandbox (--no-sandbox)**: {plural(len(off), 'notebook')} of "
+            f"{plural(len(students), 'student')} "
             f"({', '.join(students[:8])}{' ...' if len(students) > 8 else ''}). Their code ran with the grader's "
             "file access, so these grades carry none of the sandbox's guarantees.", ""]
 
@@ -162,47 +284,51 @@ def _letters(events, notebook):
     return "".join(dict.fromkeys(letter for kind, letter in LETTERS if kind in kinds))
 
 
-def _cell(entry, letters, status):
+def _cell(entry, letters, status, blank=False):
     if status in ("missing",) and not letters:
         return "-"
     if entry is None:
         return ("-" + letters) if letters else "-"
+    letters = letters + ("B" if blank else "")
     text = f"{entry['code_score']:g}/{entry['max_code_score']:g}"
     return f"{text} {letters}" if letters else text
 
 
 def render(course, data=None):
     """The report as Markdown text."""
+    from coursetools.scores import total_text, totals, written_text
     data = data or collect(course)
     notebooks, students = data["notebooks"], data["students"]
     limits = load_limits(course)
     lines = [f"# Autograding report: {ASSIGNMENT}", "",
-             f"{datetime.datetime.now():%Y-%m-%d %H:%M}. {len(students)} students, {len(notebooks)} notebooks. "
+             f"{datetime.datetime.now():%Y-%m-%d %H:%M}. {plural(len(students), 'student')}, "
+             f"{plural(len(notebooks), 'notebook')}. "
              f"Limits: {limits['cell_timeout']} s per cell, {limits['notebook_timeout']} s per notebook, "
              f"{limits['memory_limit_mb']} MiB per kernel (nbgrader_config.py; docs/grading-guarantees.md).", "",
              *_sandbox_lines(data), 
              "## Scores", "",
-             "Autograded (code) points per notebook; written answers are graded by hand in the formgrader.", "",
-             "| student | " + " | ".join(n[:2] for n in notebooks) + " | total | flags |",
-             "|---|" + "---:|" * len(notebooks) + "---:|---|"]
+             "Autograded (code) points per notebook, then the student's code, written and total points. Written "
+             "answers are graded by hand in the formgrader; until they are, they show as *not graded yet* and "
+             "count 0 in the total (*so far*).", "",
+             "| student | " + " | ".join(n[:2] for n in notebooks) + " | code | written | total | flags |",
+             "|---|" + "---:|" * len(notebooks) + "---:|---:|---:|---|"]
     for student in students:
         row = data["scores"].get(student, {})
         record = data["outcomes"].get(student, {})
         events = data["events"].get(student, [])
-        cells, total, total_max = [], 0.0, 0.0
+        cells = []
         for notebook in notebooks:
-            entry = row.get(notebook)
             status = record.get("notebooks", {}).get(notebook, {}).get("status", "graded")
-            cells.append(_cell(entry, _letters(events, notebook), status))
-            if entry:
-                total += entry["code_score"]
-                total_max += entry["max_code_score"]
+            cells.append(_cell(row.get(notebook), _letters(events, notebook), status,
+                               (student, notebook) in data.get("blank", ())))
+        sums = totals(row, notebooks)
         flagged = [KINDS[k][1] for k in dict.fromkeys(e["kind"] for e in events)
                    if k in KINDS and KINDS[k][0] in ("alarm", "warn")]
-        lines.append(f"| {student} | " + " | ".join(cells) + f" | {total:g}/{total_max:g} | {'; '.join(flagged)} |")
+        lines.append(f"| {student} | " + " | ".join(cells) + f" | {sums['code']:g}/{sums['max_code']:g} | "
+                     f"{written_text(sums)} | {total_text(sums)} | {'; '.join(flagged)} |")
     lines += ["", "Letters: X tampering (named under Needs attention), F could not be graded, "
                   "Q unreadable notebook (quarantined), K kernel died, M out of memory, T timed out, "
-                  "? code to review, - not handed in.", ""]
+                  "? code to review, B handed in blank (no answer written), - not handed in.", ""]
 
     lines += ["## Needs attention", ""]
     attention = False
@@ -213,7 +339,7 @@ def render(course, data=None):
         if not rows:
             continue
         attention = True
-        lines.append(f"### {label} ({len({s for s, _ in rows})} students)")
+        lines.append(f"### {label} ({plural(len({s for s, _ in rows}), 'student')})")
         lines.append("")
         for student, e in rows:
             where = " / ".join(x for x in (e.get("notebook"), e.get("cell")) if x)
@@ -225,7 +351,8 @@ def render(course, data=None):
 
     lines += ["## Most common mistakes", "",
               "What to re-teach: the diagnoses in the failing tests' messages (`likely mistake: ...`; where a "
-              "message has none, its hint, marked (hint)). Answers never attempted are left out.", ""]
+              "message has none, its hint, marked (hint)). Answers never written (still as released, or stopped "
+              "by one that is) are left out.", ""]
     mistakes = sorted(data["mistakes"].items(), key=lambda item: (-len(item[1]["students"]), item[0]))
     if mistakes:
         lines += ["| diagnosis | students | tests |", "|---|---:|---|"]
@@ -237,12 +364,23 @@ def render(course, data=None):
     lines += ["", "## Tests failed most often", ""]
     failures = sorted(data["failures"].items(), key=lambda item: (-len(item[1]), item[0]))
     if failures:
-        lines += ["Answers never attempted are left out.", "",
-                  "| test | notebook | students failing | of handed in |", "|---|---|---:|---:|"]
+        lines += ["Answers never written are left out: a test counts only the students who answered what it "
+                  "checks.", "", "| test | notebook | students failing | of those who answered |",
+                  "|---|---|---:|---:|"]
+        answered = data.get("answered", {})
         for (notebook, grade_id), who in failures[:20]:
-            lines.append(f"| {grade_id} | {notebook} | {len(who)} | {len(data['submitted'].get(notebook, ()))} |")
+            lines.append(f"| {grade_id} | {notebook} | {len(who)} | {len(answered.get((notebook, grade_id), who))} |")
     else:
         lines.append("No test failed.")
+
+    blank = sorted(data.get("blank", ()))
+    if blank:
+        lines += ["", "## Handed in blank", "",
+                  "No answer written (every answer cell as released): left out of the mistakes and failed tests.", ""]
+        by_student = collections.defaultdict(list)
+        for student, notebook in blank:
+            by_student[student].append(notebook)
+        lines += [f"- {student}: {', '.join(names)}" for student, names in by_student.items()]
 
     notes = [(s, e) for s in students for e in data["events"].get(s, [])
              if KINDS.get(e["kind"], ("note",))[0] == "note" and e["kind"] != "missing_notebook"]

@@ -428,6 +428,15 @@ class NotebookPage:
     def output_text(self, index):
         return self.cell(index).locator(".jp-OutputArea").inner_text()
 
+    def output_lines(self, index):
+        """The non-blank lines of a cell's outputs as the page shows them, prompts left out."""
+        texts = self.cell(index).locator(".jp-OutputArea-output").all_inner_texts()
+        return [line for text in texts for line in text.splitlines() if line.strip()]
+
+    def shown_results(self, index):
+        """How many ``Out[n]`` results (execute_result outputs) a cell shows."""
+        return self.cell(index).locator(".jp-OutputArea-executeResult").count()
+
     # -- nbgrader
     def validate(self, timeout=VALIDATE_TIMEOUT):
         """Click nbgrader's Validate button; return the result dialog's message element."""
@@ -442,6 +451,40 @@ class NotebookPage:
         dialog = self.page.locator(".jp-Dialog")
         dialog.locator("button.jp-mod-accept, .jp-Dialog-button.jp-mod-accept").first.click()
         dialog.wait_for(state="hidden", timeout=UI_TIMEOUT * 1000)
+
+
+def text_on_screen(locator, needle):
+    """Where ``needle`` (a piece of ``locator``'s text) is drawn, and whether it can be read now.
+
+    Returns "" when it is on screen: inside the window and inside every ancestor that clips
+    (a scrolled output area, the dialog's body), so nobody has to scroll to read it; otherwise
+    a short reason. The text is found by a DOM Range, so a long <pre> counts line by line.
+    """
+    return locator.evaluate("""(el, needle) => {
+        const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            const at = node.data.indexOf(needle);
+            if (at < 0) continue;
+            const range = document.createRange();
+            range.setStart(node, at);
+            range.setEnd(node, at + needle.length);
+            const r = range.getBoundingClientRect();
+            const where = `top ${Math.round(r.top)}, bottom ${Math.round(r.bottom)}`;
+            if (!r.width || !r.height) return `not drawn (${where})`;
+            if (r.top < 0 || r.bottom > window.innerHeight || r.left < 0 || r.right > window.innerWidth)
+                return `outside the window (${where}; window height ${window.innerHeight})`;
+            for (let a = node.parentElement; a && a !== document.body; a = a.parentElement) {
+                const style = getComputedStyle(a);
+                if (!/(auto|scroll|hidden|clip)/.test(style.overflowY + " " + style.overflowX)) continue;
+                const b = a.getBoundingClientRect();
+                if (r.top < b.top - 1 || r.bottom > b.bottom + 1 || r.left < b.left - 1 || r.right > b.right + 1)
+                    return `scrolled out of view in <${a.tagName.toLowerCase()} class="${a.className}"> `
+                        + `(${where}; that box: top ${Math.round(b.top)}, bottom ${Math.round(b.bottom)})`;
+            }
+            return "";
+        }
+        return `no text node holds ${JSON.stringify(needle)}`;
+    }""", needle)
 
 
 def save_readme_screenshot(page, path, max_bytes=300_000):

@@ -6,12 +6,16 @@ throw-away Jupyter config) and drives headless Chromium -- the system one, Debia
 ``artifacts/browser/`` (with the JupyterLab logs), kept by CI as test artifacts.
 
 Student (a copy of ``release/session10/``, as handed out):
-  notebook 07  type the reference conv2d into the cell whose nbgrader grade id is
+  notebook 07  Run All untouched: the first conv2d check shows only the one-line
+               "`conv2d` is not written yet: ..." message, no NotImplementedError traceback;
+               type the reference conv2d into the cell whose nbgrader grade id is
                nb07_conv2d; Run All; the saved notebook has no error output up to and
-               including conv2d's visible tests; Validate no longer lists a conv2d test;
-               fill every other answer too and Validate says "Success!"; then type a
-               conv2d with a flipped kernel, Run All, and the test output says
-               "flipped kernel".
+               including conv2d's visible tests, which pass quietly (no Out[...] result, one
+               line at most); Validate no longer lists a conv2d test; fill every other answer
+               too and Validate says "Success!"; then type a conv2d with a flipped kernel,
+               Run All: the failed check's output starts with "CheckFailure: conv2d(...)",
+               its "likely mistake: flipped kernel" line is on screen without scrolling, and
+               no traceback or convcheck.py frame is shown; Validate's errors start the same.
   notebook 03  type the reference code answers (so that Run All is not stopped by an
                empty TODO above the explorer), Run All, drag the explorer's "row i" and
                "column j" sliders, and see the patch and the "sum = ..." text change.
@@ -32,9 +36,11 @@ import uuid
 
 import pytest
 
+from inprocess import convcheck
+
 from browser_helpers import (ARTIFACTS, CHROMIUM_ARGS, REPO, UI_TIMEOUT, JupyterLab, NotebookPage,
                              Screenshots, cell_index, find_chromium, find_notebook, grade_id,
-                             hide_left_sidebar, menu, read_notebook, save_readme_screenshot)
+                             hide_left_sidebar, menu, read_notebook, save_readme_screenshot, text_on_screen)
 
 ASSIGNMENT = "session10"
 CONV2D_ID = "nb07_conv2d"
@@ -265,6 +271,33 @@ def _normalize(source):
     return re.sub(r"\s+", " ", source).strip()
 
 
+# What a failed check may never show the student: a Python traceback, or convcheck's own frames.
+TRACEBACK_MARKS = ("Traceback", "File \"", "Cell In[", "convcheck.py", "----------")
+NOT_WRITTEN = "CheckFailure: " + convcheck.NOT_WRITTEN.format(name="conv2d")
+
+
+def _lines(text):
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _assert_diagnosis_first(text, where, first_line_start, then=None):
+    """``text`` (a failed check as shown) starts with the diagnosis and shows no traceback.
+
+    Its first line starts with ``first_line_start``; ``then`` (e.g. "likely mistake") comes
+    before anything traceback-like; no traceback marks at all, convcheck's frames included.
+    """
+    lines = _lines(text)
+    assert lines and lines[0].strip().startswith(first_line_start), (
+        f"{where}: the first line shown is not the diagnosis {first_line_start!r}...; the first lines are:\n"
+        + "\n".join(lines[:8]))
+    shown_marks = [mark for mark in TRACEBACK_MARKS if mark in text]
+    if then is not None:
+        assert then in text, f"{where}: no {then!r} line; shown:\n" + "\n".join(lines[:12])
+        late = [mark for mark in shown_marks if text.index(mark) < text.index(then)]
+        assert not late, f"{where}: {late} shown before {then!r}:\n" + "\n".join(lines[:12])
+    assert not shown_marks, f"{where}: traceback text {shown_marks} shown:\n" + "\n".join(lines[:20])
+
+
 # --------------------------------------------------------------------------- the student
 
 def test_student_conv2d_run_validate_and_diagnosis(student_lab, page, shots):
@@ -279,6 +312,20 @@ def test_student_conv2d_run_validate_and_diagnosis(student_lab, page, shots):
     notebook = NotebookPage(page, student_lab, path.name, f"student-{uuid.uuid4().hex[:8]}").open(len(released.cells))
     shots(page, "opened")
     assert "NotImplementedError" in released.cells[conv2d_cell].source, "the release should leave conv2d to do"
+
+    # 0. Run All before writing anything: the untouched TODO cell runs quietly (it only defines
+    # the stub), and the first check that calls conv2d says, in one short line, what to do --
+    # not a NotImplementedError traceback.
+    notebook.run_all()
+    first_test = test_cells[0]
+    notebook.cell(first_test).locator(".jp-OutputArea").scroll_into_view_if_needed()
+    shots(page, "run_all_untouched_not_written")
+    assert not notebook.output_lines(conv2d_cell), (
+        f"running the untouched {CONV2D_ID} cell shows output:\n{notebook.output_text(conv2d_cell)}")
+    shown = notebook.output_lines(first_test)
+    assert shown == [NOT_WRITTEN], (
+        f"{grade_id(released.cells[first_test])} with conv2d unwritten should show only\n{NOT_WRITTEN}\nbut shows:\n"
+        + "\n".join(shown[:12]))
 
     # 1. The student types a correct conv2d into the TODO cell and runs the whole notebook.
     notebook.set_cell_source(conv2d_cell, correct)
@@ -300,6 +347,14 @@ def test_student_conv2d_run_validate_and_diagnosis(student_lab, page, shots):
         label = grade_id(cell) or f"cell {index}"
         assert cell.execution_count is not None, f"{label} did not run (Run All stopped early?)"
         assert not _errors(cell), f"{label} failed after typing the reference conv2d: {_errors(cell)}"
+    # A passing self-check is quiet: no Out[n] result, no error, one short line at most.
+    for index in test_cells:
+        label = grade_id(saved.cells[index])
+        results = [o for o in saved.cells[index].outputs if o.output_type == "execute_result"]
+        assert not results, f"passing {label} leaves an Out[...] result in the file: {results}"
+        assert notebook.shown_results(index) == 0, f"passing {label} shows an Out[...] result on the page"
+        quiet = notebook.output_lines(index)
+        assert len(quiet) <= 1, f"passing {label} shows {len(quiet)} lines:\n" + "\n".join(quiet[:12])
 
     # 2. Validate: conv2d's tests are no longer among the failures (other TODOs may still be).
     dialog = notebook.validate()
@@ -331,11 +386,48 @@ def test_student_conv2d_run_validate_and_diagnosis(student_lab, page, shots):
     notebook.run_all()
     outputs = {index: notebook.output_text(index) for index in test_cells}
     failing = [index for index, text in outputs.items() if "flipped kernel" in text]
+    error = notebook.cell(failing[0] if failing else first_test).locator(".jp-OutputArea-output").first
     if failing:
-        notebook.cell(failing[0]).get_by_text("flipped kernel").first.scroll_into_view_if_needed()
+        # The top of the failure at the top of the screen: the diagnosis must be readable from there.
+        error.evaluate("el => el.scrollIntoView({block: 'start'})")
     shots(page, "flipped_kernel_diagnosis")
     assert failing, ("no visible conv2d test output mentions 'flipped kernel' after typing a flipped conv2d:\n"
                      + "\n---\n".join(f"[{grade_id(released.cells[i])}]\n{t[-800:]}" for i, t in outputs.items()))
+    # The first failing check (Run All stops there): the diagnosis first, the call it made named
+    # on its first line, the likely mistake readable without scrolling, and no traceback.
+    label = grade_id(released.cells[failing[0]])
+    shown = "\n".join(notebook.output_lines(failing[0]))
+    _assert_diagnosis_first(shown, f"{label}'s output", "CheckFailure: conv2d(", then="likely mistake: flipped kernel")
+    for needle in ("CheckFailure", "likely mistake"):
+        hidden = text_on_screen(error, needle)
+        assert not hidden, f"{label}'s output: {needle!r} cannot be read without scrolling: {hidden}"
+
+    # 5. Validate says the same: each failed cell's error starts with the diagnosis, no traceback.
+    dialog = notebook.validate()
+    message = dialog.locator("#validation-message")
+    shots(page, "validate_flipped_kernel")
+    assert "validation-failed" in (message.get_attribute("class") or ""), message.inner_text()[:3000]
+    blocks = message.locator(":scope > .jp-RenderedText pre")
+    texts = blocks.all_inner_texts()
+    failed = {_normalize(texts[i]): (i + 1, texts[i + 1]) for i in range(0, len(texts) - 1, 2)}
+    entry = failed.get(_normalize(released.cells[failing[0]].source))
+    assert entry, (f"Validate does not list {label} after typing a flipped conv2d:\n{message.inner_text()[:3000]}")
+    position, reported = entry
+    _assert_diagnosis_first(reported, f"Validate's error for {label}", "CheckFailure: conv2d(",
+                            then="likely mistake: flipped kernel")
+    first_error = blocks.nth(1)  # the error of the first failed cell listed: what the dialog shows first
+    first_error_text = texts[1]
+    assert _lines(first_error_text)[0].startswith("CheckFailure: "), (
+        "Validate's first error does not start with the diagnosis:\n" + "\n".join(_lines(first_error_text)[:8]))
+    # The dialog as it opens, unscrolled: the first diagnosis (and, when it is this one, its
+    # likely mistake) can be read at once.
+    for needle in ("CheckFailure",) + (("likely mistake",) if position == 1 else ()):
+        hidden = text_on_screen(first_error, needle)
+        assert not hidden, f"Validate's first error: {needle!r} cannot be read without scrolling the dialog: {hidden}"
+    for source, (_, reported) in failed.items():
+        marks = [mark for mark in TRACEBACK_MARKS if mark in reported and "CheckFailure" in reported]
+        assert not marks, f"Validate shows traceback text {marks} for\n{source[:200]}\n" + reported[:2000]
+    notebook.close_dialog()
 
 
 # --------------------------------------------------------------------------- the widgets

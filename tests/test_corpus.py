@@ -41,6 +41,14 @@ def test_blank_release_scores_zero_on_code(graded_course):
         assert entry["code_score"] == 0, f"the blank release earns points in {notebook}: {entry}"
 
 
+def test_known_wrong_submissions_are_told_their_mistake(graded_course):
+    """At least 90 % of the known-wrong specs that lose points get a message naming their mistake."""
+    from coursetools.corpus import diagnosis_rate
+    rate, undiagnosed = diagnosis_rate(graded_course.course, graded_course.scores, SPECS)
+    print(f"diagnosis rate {rate:.1%}; undiagnosed: {undiagnosed}")
+    assert rate >= 0.9, f"only {rate:.0%} diagnosed; not: {undiagnosed}"
+
+
 def test_a_spec_that_expects_otherwise_is_reported(graded_course, tmp_path):
     """The comparison can fail: the graded nb04_flipped_kernel against a spec wanting 7 points and another diagnosis."""
     original = SPECS[0].parent / "nb04_flipped_kernel.toml"

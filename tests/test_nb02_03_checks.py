@@ -115,7 +115,7 @@ def test_notebook_03_explorer_updates_patch_and_sum():
     assert (row.max, col.max) == (5, 5)
     crop, kernel = np.round(ns["coursedata"].digit(9)[9:17, 14:22], 2), ns["VERTICAL_EDGE"]
     want = float(np.sum(crop[1:4, 1:4] * kernel)) + 0.0
-    assert f"sum = {ns['_short_number'](want)}" in view.value
+    assert f"sum = {ns['widgets']._short_number(want)}" in view.value
 
 
 def test_notebook_03_hidden_expectations_follow_from_the_definitions():

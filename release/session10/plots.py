@@ -1,6 +1,7 @@
 """Pictures for the Session 10 notebooks.
 
-``compare_counts`` draws parameter counts as bars on a log scale.
+``compare_counts`` draws parameter counts as bars on a log scale. Bars of different
+colours also get different hatches, so that they can be told apart without colour.
 
 ``show_maps`` draws a grid of small images (digits, feature maps) as ONE picture on
 one set of axes. Matplotlib spends most of a figure's time per axes, so ten maps
@@ -19,12 +20,29 @@ __all__ = ["compare_counts", "show_maps", "mosaic"]
 
 _LINE_INCHES = 1.5 / 72  # one line of caption, per point of font size, with room for descenders
 _CHAR_INCHES = 0.55 / 72  # an average character's width, per point of font size
+_HATCHES = ("", "//", "..", "xx", "\\\\", "++", "oo", "--")  # one per colour group: the first group is plain
 _POWER_NAMES = {0: "1", 1: "10", 2: "100", 3: "1k", 4: "10k", 5: "100k", 6: "1M", 7: "10M", 8: "100M",
                 9: "1B", 10: "10B", 11: "100B"}
 
 
-def compare_counts(counts, title, colors=None, xlabel="trainable parameters"):
-    """Horizontal bars for ``counts`` ({label: count}, first on top) on a log scale, each with its count."""
+def _hatches_for(colors, count):
+    """One hatch per bar: bars of the same colour share one, bars of different colours differ."""
+    if colors is None or isinstance(colors, str):
+        return [""] * count
+    colors = list(colors)
+    groups = {}
+    for color in colors:
+        groups.setdefault(str(color), _HATCHES[len(groups) % len(_HATCHES)])
+    return [groups[str(colors[n % len(colors)])] for n in range(count)] if colors else [""] * count
+
+
+def compare_counts(counts, title, colors=None, xlabel="trainable parameters", hatches=None):
+    """Horizontal bars for ``counts`` ({label: count}, first on top) on a log scale, each with its count.
+
+    ``colors``: one colour for all bars, or one per bar. ``hatches``: one fill pattern per bar
+    (such as ``""``, ``"//"``); by default bars of the same colour share a pattern and bars of
+    different colours get different ones, so the groups stay apart in grey print too.
+    """
     names, values = list(counts), list(counts.values())
     bad = [f"{name!r}: {value!r}" for name, value in zip(names, values)
            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value > 0]
@@ -34,7 +52,9 @@ def compare_counts(counts, title, colors=None, xlabel="trainable parameters"):
     low = math.floor(math.log10(min(values) / 3))  # so that the shortest bar still shows
     high = min(max(_POWER_NAMES), math.ceil(math.log10(max(values) * 20)))  # room for the count after a bar
     fig, ax = plt.subplots(figsize=(7, 1.4 + 0.45 * len(names)))
-    bars = ax.barh(names, values, color=colors)
+    bars = ax.barh(names, values, color=colors, edgecolor="0.2", linewidth=0.6)
+    for bar, hatch in zip(bars, _hatches_for(colors, len(names)) if hatches is None else list(hatches)):
+        bar.set_hatch(hatch or None)
     ax.bar_label(bars, labels=[f"{value:,}" for value in values], padding=4)
     ax.set_xscale("log")
     # plain-text ticks: matplotlib's default 10^n labels are typeset as maths, which is slow

@@ -24,7 +24,7 @@ __all__ = [
     "CheckFailure", "check", "check_true", "check_type", "check_scalar", "check_shape", "check_array",
     "check_raises", "compute_device", "tolerance", "conv2d_reference",
     "check_conv2d", "check_conv2d_batch", "diagnose_conv2d", "diagnose_conv2d_batch",
-    "check_no_library_conv", "to_numpy", "NUMPY", "rng",
+    "check_no_library_conv", "to_numpy", "NUMPY", "rng", "check_contract", "precision_of", "call_student",
 ]
 
 NUMPY = "numpy"  # as a check's device: the reference convolution by NumPy in float64, without torch
@@ -40,11 +40,60 @@ def rng(seed):
 class CheckFailure(AssertionError):
     """A test failed; the message is meant for the student."""
 
+    def _render_traceback_(self):
+        # IPython (and so the Validate dialog) shows these lines instead of a traceback: the
+        # diagnosis comes first, and none of this module's frames are shown.
+        first, *rest = str(self).splitlines() or [""]
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {first}", *rest]
 
-def _fail(what, expected, got, where=None, hint=None):
+
+NOT_WRITTEN = "`{name}` is not written yet: replace `raise NotImplementedError(...)` with your code, then run its cell."
+
+
+def _not_written(func, fallback, error=None):
+    """The one-line failure for a function still holding the release's stub: the function that raised
+    (``conv2d`` when ``conv2d_padded`` calls an unwritten ``conv2d``), else ``func`` or the call's name."""
+    name, tb = None, getattr(error, "__traceback__", None)
+    while tb is not None:  # the innermost named function outside this module
+        code = tb.tb_frame.f_code
+        if tb.tb_frame.f_globals.get("__name__") != __name__ and not code.co_name.startswith("<"):
+            name = code.co_name
+        tb = tb.tb_next
+    name = name or getattr(func, "__name__", None)
+    if not name or name.startswith("<"):  # a lambda around the call: "conv2d(1-D image, ...)" names it
+        name = str(fallback).split("(")[0].strip() or "this function"
+    return CheckFailure(NOT_WRITTEN.format(name=name))
+
+
+def _result_of(func, name, call, invoke, hint=None):
+    """``invoke()``, which calls the student's ``func``: an unwritten function fails with one line, any
+    other error with what it raised (``hint``, called only then, adds the diagnosis); a CheckFailure
+    from inside (a probe's) passes through."""
+    try:
+        return invoke()
+    except CheckFailure:
+        raise
+    except NotImplementedError as unwritten:
+        raise _not_written(func, name, unwritten) from None
+    except Exception as error:  # noqa: BLE001 - turned into a readable failure
+        _fail(f"{call} raised an error.", "an array", f"{type(error).__name__}: {error}",
+              hint=hint() if hint else None)
+
+
+def call_student(func, *args, name=None, **kwargs):
+    """``func(*args, **kwargs)``; the release's unwritten stub (NotImplementedError) fails with one short line."""
+    try:
+        return func(*args, **kwargs)
+    except NotImplementedError as unwritten:
+        raise _not_written(func, name or "this function", unwritten) from None
+
+
+def _fail(what, expected, got, where=None, hint=None, mistake=None):
     lines = [what, f"  expected: {expected}", f"  got:      {got}"]
     if where:
         lines.append(f"  where:    {where}")
+    if mistake:
+        lines.append(f"  likely mistake: {mistake}")
     if hint:
         lines.append(f"  hint:     {hint}")
     raise CheckFailure("\n".join(lines))
@@ -130,12 +179,12 @@ def check_array(got, expected, name, atol=0.0, rtol=0.0, hint=None, index_names=
     names = index_names or ("i", "j") if expected.ndim == 2 else index_names
     where = "element " + (", ".join(f"{n}={v}" for n, v in zip(names, first)) if names else str(first))
     finite = difference[np.isfinite(difference)]
-    summary = (f"{int(wrong.sum())} of {wrong.size} elements are wrong; largest error "
-               f"{finite.max() if finite.size else float('nan'):.3g}")
+    # on lines of their own: nbgrader's Validate dialog does not wrap long lines
+    where += f"\n  largest error: {finite.max() if finite.size else float('nan'):.3g}"
     if np.any(bound > 0):
-        summary += f"; tolerance at that element {bound[first]:.3g}"
-    _fail(f"{name}: {summary}.", _short(expected[first].item()), _short(got_array[first].item()),
-          where, hint)
+        where += f" (tolerance at element {', '.join(map(str, first))}: {bound[first]:.3g})"
+    _fail(f"{name}: {int(wrong.sum())} of {wrong.size} elements are wrong.", _short(expected[first].item()),
+          _short(got_array[first].item()), where, hint)
 
 
 def check_raises(func, exception, name, hint=None):
@@ -144,6 +193,8 @@ def check_raises(func, exception, name, hint=None):
         result = func()
     except exception as error:
         return error
+    except NotImplementedError as unwritten:
+        raise _not_written(func, name, unwritten) from None
     except Exception as error:  # noqa: BLE001 - any other error is the student's bug to see
         _fail(f"{name} raised the wrong kind of error.", exception.__name__,
               f"{type(error).__name__}: {error}", hint=hint)
@@ -158,19 +209,72 @@ def compute_device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def tolerance(dtype, device=None):
+def tolerance(dtype, device=None, terms=1):
     """Relative error allowed per unit of ``sum(|image patch| * |kernel|)``.
 
-    float64 sums agree to about 1e-15 of that magnitude; the 1e-10 allowed here
-    only absorbs summation order. float32 keeps about 7 digits on the CPU. On a
-    GPU, float32 convolutions may run in TF32 (10-bit mantissa), which costs
-    up to about 1e-3 of the magnitude, so the bound there is wider.
+    ``dtype`` is the precision of the computation: that of the inputs and the reference,
+    never the dtype a student happened to give the output. float64 sums agree to about
+    1e-15 of that magnitude; the 1e-10 allowed here only absorbs summation order. float32
+    keeps about 7 digits on the CPU, and a sum of ``terms`` products loses up to about
+    ``terms`` units of rounding. On a GPU, float32 convolutions may run in TF32 (10-bit
+    mantissa), which costs up to about 1e-3 of the magnitude, so the bound there is wider.
     """
     dtype = np.dtype(str(dtype).replace("torch.", "")) if type(dtype).__module__.startswith("torch") else np.dtype(dtype)
     if dtype == np.float64:
         return 1e-10
     on_gpu = device is not None and str(device).startswith("cuda")
-    return 4e-3 if on_gpu else 1e-5
+    summed = 2 * max(int(terms), 1) * float(np.finfo(np.float32).eps)
+    return max(4e-3 if on_gpu else 1e-5, summed)
+
+
+def precision_of(*values):
+    """The precision a convolution of ``values`` is computed and judged in: float32 when any float
+    input is float32 (or narrower), float64 otherwise (integers are exact)."""
+    floats = [to_numpy(v).dtype for v in values if v is not None]
+    narrow = any(np.issubdtype(d, np.floating) and d.itemsize < 8 for d in floats)
+    return np.dtype(np.float32) if narrow else np.dtype(np.float64)
+
+
+def _unchanged(now, before):
+    try:
+        return np.array_equal(to_numpy(now), before, equal_nan=np.issubdtype(before.dtype, np.inexact))
+    except (TypeError, ValueError):
+        return False
+
+
+def _check_result(got, call, inputs, expected):
+    """The contract every convolution keeps, checked before its values.
+
+    ``inputs`` maps each argument's name to (the object passed, a copy made before the call).
+    The result is a NumPy float array, float64 when every float input is float64, and the
+    inputs are left as they were.
+    """
+    if got is None:
+        _fail(f"{call} returned nothing.", "an array", None, hint="did you forget `return output`?")
+    if not isinstance(got, np.ndarray):
+        kind = type(got).__name__
+        hint = ("return a NumPy array, e.g. build the output with np.zeros and return it"
+                if not kind == "Tensor" else "return a NumPy array (compute with NumPy, not torch)")
+        _fail(f"{call} must return a NumPy array.", "numpy.ndarray", f"{kind}: {_short(got)}", hint=hint)
+    for label, (now, before) in inputs.items():
+        if not _unchanged(now, before):
+            _fail(f"{call} changed its argument `{label}` in place.", f"{label} left as it was",
+                  f"{label} changed by the call",
+                  mistake="writing into the caller's array (kernel[...] = ..., image += ..., np.copyto, "
+                          "a flip or a pad done in place)",
+                  hint=f"work on a copy: {label} = np.array({label}, dtype=float) makes a new array")
+    if not np.issubdtype(got.dtype, np.floating):
+        truncated = expected is not None and not (got.shape == np.shape(expected)
+                                                  and np.allclose(got.astype(np.float64), expected))
+        _fail(f"{call} returned an array of {got.dtype}.", "a float array", f"dtype {got.dtype}",
+              mistake="integer truncation: an integer output cannot hold fractional results" if truncated else None,
+              hint="make the result a float array: convert the inputs with np.asarray(..., dtype=float), or create "
+                   "the output with np.zeros(shape) (float64), not np.zeros_like(image), an integer array for an integer image")
+    floats = [before.dtype for _, before in inputs.values() if np.issubdtype(before.dtype, np.floating)]
+    if floats and all(d.itemsize == 8 for d in floats) and got.dtype.itemsize < 8:
+        _fail(f"{call} returned {got.dtype} for float64 inputs.", "float64", str(got.dtype),
+              mistake="precision dropped: float64 inputs must give a float64 result",
+              hint="keep the inputs' precision: np.zeros((oH, oW)) is float64; do not cast to np.float32")
 
 
 def _torch_conv(x, w, b, padding, stride, device, dtype):
@@ -308,7 +412,11 @@ def check_no_library_conv(func, name=None):
                          "write the sliding-window loops; a library convolution is what the exercise replaces")
 
 
-def _call(func, style, image, kernel, padding, stride):
+def _call(func, style, image, kernel, padding, stride, copy=True):
+    """Call ``func`` as ``style`` says; probes pass copies, so a function that changes its inputs
+    cannot change what it is compared with."""
+    if copy:
+        image, kernel = np.array(image, copy=True), np.array(kernel, copy=True)
     if style == "conv2d":
         return func(image, kernel)
     if style == "padded":
@@ -366,7 +474,8 @@ def diagnose_conv2d(func, style="full", device=None):
         for one_side in _pad_one_side(image, padding):
             if got.shape == ref(one_side, kernel, 0, stride).shape:
                 return "padding on one side only: pad p rows/columns on every side (top, bottom, left, right)"
-        return f"output shape {got.shape} does not follow (H + 2p - k) // s + 1 = {expected_shape}"
+        return (f"{GENERIC_SHAPE} {got.shape} on a 7x9 probe image with a 2x3 kernel (padding {padding}, "
+                f"stride {stride}), where (H + 2p - kH) // s + 1 gives {expected_shape}")
     if _same(got, ref(image, kernel)) and style == "full":
         strided = _diagnose_stride(func, image, kernel, device)
         if strided:
@@ -469,48 +578,182 @@ def _diagnose_stride(func, image, kernel, device):
 
 def _conv_atol(image, kernel, padding, stride, dtype, device):
     magnitude = conv2d_reference(np.abs(image), np.abs(kernel), padding, stride, device)
-    return tolerance(dtype, device) * (magnitude + 1.0)
+    return tolerance(dtype, device, terms=np.size(kernel)) * (magnitude + 1.0)
+
+
+GENERIC_SHAPE = "output shape"  # how diagnose_conv2d's catch-all line starts
+
+
+def _culprit_line(name, culprits):
+    listed = " and ".join(f"`{c}`" for c in culprits)
+    return (f"{listed} {'fails its' if len(culprits) == 1 else 'fail their'} own tests too; if {name} calls "
+            f"{'it' if len(culprits) == 1 else 'them'}, fix {listed} first and run this test again")
+
+
+def _shape_line(got_shape, expected_shape, image_shape, kernel_shape, padding, stride):
+    """The output-size rule, worked for the failing call itself."""
+    (H, W), (kH, kW) = image_shape, kernel_shape
+    return (f"output shape {tuple(got_shape)} for a {H}x{W} image, a {kH}x{kW} kernel, padding {padding} and "
+            f"stride {stride}: rows (H + 2p - kH) // s + 1 = ({H} + {2 * padding} - {kH}) // {stride} + 1 = "
+            f"{expected_shape[0]}, columns ({W} + {2 * padding} - {kW}) // {stride} + 1 = {expected_shape[1]}")
+
+
+def _wrong_helpers(helpers):
+    """The names in ``helpers`` ({name: function(image, kernel)}) whose function is wrong on a small probe."""
+    image = np.random.default_rng(3).standard_normal((6, 7))
+    kernel = np.array([[1.0, 2.0, 0.0], [-1.0, 3.0, 1.0]])
+    wrong = []
+    for helper_name, helper in (helpers or {}).items():
+        try:
+            ok = _same(_call(helper, "conv2d", image, kernel, 0, 1), conv2d_reference(image, kernel, device=NUMPY))
+        except Exception:  # noqa: BLE001 - a helper that raises is wrong too
+            ok = False
+        if not ok:
+            wrong.append(helper_name)
+    return wrong
 
 
 def check_conv2d(func, image, kernel, padding=0, stride=1, style="full", name=None, expected=None,
-                 device=None, reference_dtype=np.float64):
+                 device=None, reference_dtype=np.float64, hint=None, diagnose=True, depends_on=None):
     """Compare ``func`` with torch's convolution (or with a hand-calculated ``expected``).
 
-    On a mismatch the message names the first wrong element, gives both values,
-    states the tolerance and the largest error, and adds the diagnosis from
-    ``diagnose_conv2d``.
+    The result must keep the contract (``_check_result``): a NumPy float array, float64 for
+    float64 inputs, inputs unchanged. The reference is computed from copies of the inputs made
+    before the call; the tolerance follows the inputs' precision and the reference's device.
+    On a mismatch the message names the first wrong element, gives both values, states the
+    tolerance and the largest error, and adds the diagnosis from ``diagnose_conv2d`` (or ``hint``).
+    ``depends_on`` ({name: function}) names the student's functions this one is meant to reuse
+    (``conv2d_padded`` calls ``conv2d``): when one of them is wrong, the message points there instead.
     """
     device = device or compute_device()
     name = name or getattr(func, "__name__", "conv")
     shape = np.shape(image)
     call = f"{name}(image {shape[0]}x{shape[1]}, kernel {np.shape(kernel)[0]}x{np.shape(kernel)[1]}" + \
         (f", padding={padding}" if style != "conv2d" else "") + (f", stride={stride}" if style == "full" else "") + ")"
+    image_before, kernel_before = np.array(image, copy=True), np.array(kernel, copy=True)
     try:
-        got = _call(func, style, image, kernel, padding, stride)
+        got = _call(func, style, image, kernel, padding, stride, copy=False)
     except CheckFailure:
         raise
+    except NotImplementedError as unwritten:
+        raise _not_written(func, name, unwritten) from None
     except Exception as error:  # noqa: BLE001 - turned into a readable failure
+        culprits = _wrong_helpers(depends_on)
         _fail(f"{call} raised an error.", "an array", f"{type(error).__name__}: {error}",
-              hint=diagnose_conv2d(func, style, device))
-    if got is None:
-        _fail(f"{call} returned nothing.", "an array", None, hint="did you forget `return output`?")
+              mistake=_culprit_line(name, culprits) if culprits else None,
+              hint=None if culprits else diagnose_conv2d(func, style, device) if diagnose else hint)
     if expected is None:
-        expected = conv2d_reference(image, kernel, padding, stride, device, reference_dtype)
-    floats = [np.dtype(d) for d in (to_numpy(got).dtype, np.asarray(image).dtype, np.asarray(kernel).dtype,
-                                    reference_dtype) if np.issubdtype(d, np.floating)]
-    dtype = np.float32 if any(d.itemsize < 8 for d in floats) else np.float64  # float32 anywhere: float32 bound
-    atol = _conv_atol(image, kernel, padding, stride, dtype, device)
+        expected = conv2d_reference(image_before, kernel_before, padding, stride, device, reference_dtype)
+    precision = precision_of(image_before, kernel_before, np.zeros(0, reference_dtype))
+    _check_result(got, call, {"image": (image, image_before), "kernel": (kernel, kernel_before)}, expected)
+    atol = _conv_atol(image_before, kernel_before, padding, stride, precision, device)
     try:
         check_array(got, expected, call, atol=atol)
     except CheckFailure as failure:
-        diagnosis = diagnose_conv2d(func, style, device)
+        culprits = _wrong_helpers(depends_on)
+        diagnosis = _culprit_line(name, culprits) if culprits else diagnose_conv2d(func, style, device) if diagnose else None
+        if got.shape != np.shape(expected) and (diagnosis is None or diagnosis.startswith(GENERIC_SHAPE)):
+            diagnosis = _shape_line(got.shape, np.shape(expected), np.shape(image_before), np.shape(kernel_before),
+                                    padding, stride)
         message = str(failure)
         if diagnosis:
             message += f"\n  likely mistake: {diagnosis}"
-        message += (f"\n  (reference: {_reference_name(device)}; "
-                    f"tolerance {tolerance(dtype, device):g} x sum|patch*kernel|)")
+        elif hint:
+            message += f"\n  hint:     {hint}"
+        message += (f"\n  (reference: {_reference_name(device)}; tolerance "
+                    f"{tolerance(precision, device, np.size(kernel_before)):g} x sum|patch*kernel| for {precision} inputs)")
         raise CheckFailure(message) from None
     return to_numpy(got)
+
+
+_CONTRACT_LABELS = {"integers": "integer inputs", "float64": "float64 inputs", "uint8": "uint8 inputs",
+                    "layout": "a transposed (non-contiguous) image", "repeat": "repeated calls"}
+_CONTRACT_HINTS = {
+    "integers": "integer inputs must give the same float values as the same numbers given as floats",
+    "float64": "float64 inputs are computed in float64: no float32 step anywhere (np.float32, torch's default dtype)",
+    "uint8": "uint8 products wrap around (200 * 3 is 88 in uint8): convert the inputs to float before multiplying",
+    "layout": "index with slices ([row:row + kH, col:col + kW]); do not rely on memory layout "
+              "(.ravel() positions, np.frombuffer, as_strided with strides computed from the shape)",
+    "repeat": "compute every call afresh: a result remembered from an earlier call (lru_cache, a dict keyed "
+              "by id(image)) is stale once the caller changes the array in place",
+}
+
+
+def _contract_cases(style, seed):
+    """(what, first inputs, inputs written into them before a second call, or None) for each probe."""
+    rng = np.random.default_rng(seed)
+    shape, kshape = ((2, 2, 6, 7), (3, 2, 2, 3)) if style == "batch" else ((6, 7), (2, 3))
+    flipped_axes = (0, 1, 3, 2) if style == "batch" else (1, 0)
+    transposed = rng.standard_normal(tuple(shape[a] for a in flipped_axes)).transpose(flipped_axes)
+    return [
+        ("integers", [rng.integers(-9, 10, size=shape), rng.integers(-3, 4, size=kshape)], None),
+        ("uint8", [rng.integers(150, 256, size=shape).astype(np.uint8),
+                   rng.integers(2, 5, size=kshape).astype(np.uint8)], None),
+        ("layout", [transposed, rng.standard_normal(kshape)], None),
+        ("repeat", [rng.standard_normal(shape), rng.standard_normal(kshape)],
+         [rng.standard_normal(shape), rng.standard_normal(kshape)]),
+        ("float64", [rng.standard_normal(shape), rng.standard_normal(kshape)], 1e-6 * rng.standard_normal(shape)),
+    ]
+
+
+def check_contract(func, style="full", name=None, seed=0):
+    """What every convolution keeps besides its values, each probe named in its failure.
+
+    Each probe first asks for the right values on contiguous float64 copies (NumPy's reference),
+    then compares the probe with the function's own result on those copies. Every call must return a NumPy
+    float array (float64 for float64 inputs) and leave its inputs unchanged; and
+      integer and uint8 inputs give what the same numbers as float64 give (no truncation,
+      no uint8 overflow); a transposed, non-contiguous image gives what its contiguous copy
+      gives; a second call after the caller changed the arrays in place gives what a fresh
+      call gives (nothing cached); and with float64 inputs f(X + D) - f(X) equals f(D) for a
+      tiny D (a float32 step anywhere loses that).
+    ``style`` is as in ``diagnose_conv2d``, or ``"batch"`` for ``func(x, weight, bias=None, stride=1, padding=0)``.
+    """
+    name = name or getattr(func, "__name__", "your function")
+    padding = 0 if style == "conv2d" else 1
+
+    def run(args, label):
+        inputs = {k: (v, np.array(v, copy=True)) for k, v in zip(("x", "weight") if style == "batch"
+                                                                  else ("image", "kernel"), args)}
+        call = f"{label}: {name}({', '.join(f'{k} {_describe(v)}' for k, v in zip(inputs, args))}" + \
+            ("" if style == "conv2d" else f", padding={padding}") + ")"
+        got = _result_of(func, name, call, lambda: func(args[0], args[1], None, stride=1, padding=padding)
+                         if style == "batch" else _call(func, style, args[0], args[1], padding, 1, copy=False))
+        _check_result(got, call, inputs, None)
+        return got, call
+
+    def bound(args, precision=np.float64):
+        x, w = (np.abs(np.asarray(a, dtype=np.float64)) for a in args)
+        per_output = x.max(initial=0) * w.sum() / (w.shape[0] if style == "batch" else 1)
+        return tolerance(precision) * (per_output + 1.0)
+
+    def reference(args):
+        x, w = (np.ascontiguousarray(a, dtype=np.float64) for a in args)
+        if style == "batch":
+            return _batch_reference(x, w, None, 1, padding, NUMPY)
+        return conv2d_reference(x, w, padding, 1, NUMPY)
+
+    for what, args, later in _contract_cases(style, seed):
+        label, hint = _CONTRACT_LABELS[what], _CONTRACT_HINTS[what]
+        plain, call = run([np.ascontiguousarray(a, dtype=np.float64) for a in args], "contiguous float64 copies")
+        # Earned by a function that is right and keeps the contract: all zeros is self-consistent too.
+        # (float32 bounds here: a float32 step is the "float64" probe's to name.)
+        check_array(plain, reference(args), call, atol=bound(args, np.float32),
+                    hint="the contract is checked on a function that gives the right values: fix the value tests first")
+        if what == "float64":
+            shifted, call = run([args[0] + later, args[1]], label)
+            tiny, _ = run([later, args[1]], label)
+            check_array(shifted - plain, tiny, f"{call} minus the same call without the tiny change D",
+                        atol=bound([args[0], args[1]]), hint=hint)
+            continue
+        got, call = run(args, label)
+        check_array(got, plain, f"{call} compared with the call on contiguous float64 copies", atol=bound(args), hint=hint)
+        if later is not None:
+            for array, new in zip(args, later):
+                array[...] = new
+            again, call = run(args, f"{label} (second call, after the caller changed both arrays in place)")
+            fresh, _ = run([np.array(a, copy=True) for a in args], "fresh copies")
+            check_array(again, fresh, f"{call} compared with a call on fresh copies", atol=bound(args), hint=hint)
 
 
 # ---------------------------------------------------------------- batched multi-channel convolution
@@ -533,7 +776,15 @@ def diagnose_conv2d_batch(func, device=None):
             return "output has C_in channels: each output channel must sum over all input channels"
         if got.shape == (want.shape[0],) + want.shape[2:] + (want.shape[1],):
             return "channels last: the output must be (N, C_out, H_out, W_out), channels before height and width"
-        return f"output shape {got.shape}, expected (N, C_out, H_out, W_out) = {want.shape}"
+        if _same(got, _batch_reference(x, w.transpose(0, 1, 3, 2), b, 1, 1, device)):
+            return ("kernel transposed: weight[o, c, m, n] multiplies x[n, c, row + m, col + n], with m along the "
+                    "height (kH = weight.shape[2]) and n along the width (kW = weight.shape[3])")
+        if got.shape == want.shape[:2] + tuple(n - 1 for n in want.shape[2:]):
+            return "padding counted once: the padded height is H + 2p (p rows on top and p at the bottom), so H_out = (H + 2p - kH) // s + 1"
+        if got.shape[2:] == tuple(n + 1 for n in want.shape[2:]) or got.shape[2:] == tuple(n - 2 for n in want.shape[2:]):
+            return "off-by-one output size: H_out = (H + 2p - kH) // s + 1"
+        return (f"{GENERIC_SHAPE} {got.shape} on a probe batch x {x.shape}, weight {w.shape}, padding 1, where "
+                f"(N, C_out, H_out, W_out) is {want.shape}")
     if _same(got, _batch_reference(x, w, None, 1, 1, device)):
         return "missing bias: add bias[c_out] to every element of output channel c_out"
     if _same(got + 0.0, _batch_reference(x, w, b * 3, 1, 1, device)):
@@ -552,32 +803,43 @@ def diagnose_conv2d_batch(func, device=None):
     return _diagnose_batch_extra(func, x, w, b, device, got)
 
 
-def check_conv2d_batch(func, x, weight, bias=None, stride=1, padding=0, device=None, name=None):
-    """Compare a batched convolution with ``torch.nn.functional.conv2d``, naming (n, c, i, j)."""
+def check_conv2d_batch(func, x, weight, bias=None, stride=1, padding=0, device=None, name=None, hint=None,
+                       diagnose=True):
+    """Compare a batched convolution with ``torch.nn.functional.conv2d``, naming (n, c, i, j).
+
+    The contract, the reference and the tolerance are as in ``check_conv2d``.
+    """
     device = device or compute_device()
     name = name or getattr(func, "__name__", "conv")
     call = (f"{name}(x {tuple(np.shape(x))}, weight {tuple(np.shape(weight))}, "
             f"bias={'None' if bias is None else tuple(np.shape(bias))}, stride={stride}, padding={padding})")
+    before = {label: (value, np.array(value, copy=True)) for label, value in
+              (("x", x), ("weight", weight), ("bias", bias)) if value is not None}
+    got = _result_of(func, name, call, lambda: func(x, weight, bias, stride=stride, padding=padding),
+                     hint=lambda: diagnose_conv2d_batch(func, device) if diagnose else hint)
+    x0, w0 = before["x"][1], before["weight"][1]
+    b0 = before["bias"][1] if "bias" in before else None
+    expected = _batch_reference(x0, w0, b0, stride, padding, device)
+    precision = precision_of(x0, w0, b0)
+    _check_result(got, call, before, expected)
+    magnitude = _batch_reference(np.abs(x0), np.abs(w0), None if b0 is None else np.abs(b0), stride, padding, device)
+    bound = tolerance(precision, device, terms=np.prod(np.shape(w0)[1:]))
     try:
-        got = func(x, weight, bias, stride=stride, padding=padding)
-    except Exception as error:  # noqa: BLE001
-        _fail(f"{call} raised an error.", "an array", f"{type(error).__name__}: {error}",
-              hint=diagnose_conv2d_batch(func, device))
-    if got is None:
-        _fail(f"{call} returned nothing.", "an array", None, hint="did you forget to return the output?")
-    expected = _batch_reference(x, weight, bias, stride, padding, device)
-    dtype = to_numpy(got).dtype if np.issubdtype(to_numpy(got).dtype, np.floating) else np.float64
-    magnitude = _batch_reference(np.abs(x), np.abs(weight), None if bias is None else np.abs(bias),
-                                       stride, padding, device)
-    atol = tolerance(dtype, device) * (magnitude + 1.0)
-    try:
-        check_array(got, expected, call, atol=atol, index_names=("n", "c", "i", "j"))
+        check_array(got, expected, call, atol=bound * (magnitude + 1.0), index_names=("n", "c", "i", "j"))
     except CheckFailure as failure:
-        diagnosis = diagnose_conv2d_batch(func, device)
+        diagnosis = diagnose_conv2d_batch(func, device) if diagnose else None
+        if got.shape != expected.shape and (diagnosis is None or diagnosis.startswith(GENERIC_SHAPE)):
+            (_, _, H, W), (_, _, kH, kW) = np.shape(x0), np.shape(w0)
+            diagnosis = (f"output shape {got.shape} for x {np.shape(x0)}, weight {np.shape(w0)}, padding {padding} and "
+                         f"stride {stride}: (N, C_out, (H + 2p - kH) // s + 1, (W + 2p - kW) // s + 1) = "
+                         f"({np.shape(x0)[0]}, {np.shape(w0)[0]}, ({H} + {2 * padding} - {kH}) // {stride} + 1, "
+                         f"({W} + {2 * padding} - {kW}) // {stride} + 1) = {expected.shape}")
         message = str(failure)
         if diagnosis:
             message += f"\n  likely mistake: {diagnosis}"
-        message += f"\n  (reference: {_reference_name(device)}; tolerance {tolerance(dtype, device):g} x sum|x*w|)"
+        elif hint:
+            message += f"\n  hint:     {hint}"
+        message += f"\n  (reference: {_reference_name(device)}; tolerance {bound:g} x sum|x*w| for {precision} inputs)"
         raise CheckFailure(message) from None
     return to_numpy(got)
 
@@ -723,6 +985,8 @@ def check_function_values(func, cases, name=None, hint=None, mistakes=None):
         call = _call_text(name, args, kwargs)
         try:
             got = func(*args, **kwargs)
+        except NotImplementedError as unwritten:
+            raise _not_written(func, name, unwritten) from None
         except Exception as error:  # noqa: BLE001 - turned into a readable failure
             _fail(f"{call} raised an error.", expected, f"{type(error).__name__}: {error}", hint=hint)
         if got is None:
@@ -776,7 +1040,7 @@ def map_of(at_function, name=None):
         out = np.empty((max(rows, 0), max(cols, 0)))
         for i in range(rows):
             for j in range(cols):
-                value = at_function(image, kernel, i, j)
+                value = call_student(at_function, image, kernel, i, j)
                 if value is None:
                     _fail(f"{label}: the function returned nothing at (i={i}, j={j}).", "a number", None,
                           hint="did you forget the `return`?")
@@ -821,16 +1085,12 @@ def check_true_convolution(func, image, kernel, name=None, device=None):
     kernel = np.asarray(kernel, dtype=np.float64)
     name = name or getattr(func, "__name__", "true convolution")
     call = f"{name}(image {image.shape[0]}x{image.shape[1]}, kernel {kernel.shape[0]}x{kernel.shape[1]})"
-    try:
-        got = func(image, kernel)
-    except CheckFailure:
-        raise
-    except Exception as error:  # noqa: BLE001 - turned into a readable failure
-        _fail(f"{call} raised an error.", "an array", f"{type(error).__name__}: {error}")
-    if got is None:
-        _fail(f"{call} returned nothing.", "an array", None, hint="did you forget the `return`?")
+    before = {"image": (image, image.copy()), "kernel": (kernel, kernel.copy())}
+    got = _result_of(func, name, call, lambda: func(image, kernel))
+    image, kernel = before["image"][1], before["kernel"][1]
     rotated = np.ascontiguousarray(kernel[::-1, ::-1])
     expected = conv2d_reference(image, rotated, device=device)
+    _check_result(got, call, before, expected)
     atol = tolerance(np.float64, device) * (conv2d_reference(np.abs(image), np.abs(rotated), device=device) + 1.0)
     try:
         check_array(got, expected, call, atol=atol)
@@ -986,6 +1246,12 @@ def _diagnose_batch_extra(func, x, w, b, device, got=None):
         except Exception:  # noqa: BLE001 - a probe that fails tells nothing
             return None
 
+    square_k = np.random.default_rng(21).standard_normal((4, 3, 3, 3))  # kH == kW: a transposed kernel runs
+    got_square = attempt(x, square_k, b, stride=1, padding=1)
+    if got_square is not None and not _same(got_square, _batch_reference(x, square_k, b, 1, 1, device)) \
+            and _same(got_square, _batch_reference(x, square_k.transpose(0, 1, 3, 2), b, 1, 1, device)):
+        return ("kernel transposed: weight[o, c, m, n] multiplies x[n, c, row + m, col + n], with m along the "
+                "height (kH = weight.shape[2]) and n along the width (kW = weight.shape[3])")
     square_w = w[:3]  # C_out == C_in == 3: a (C_in, C_out) mix-up no longer fails on the shapes
     if got is None:
         no_bias = attempt(x, w, None, stride=1, padding=1)
@@ -1056,13 +1322,8 @@ def call_conv(func, *args, name=None, style=None, **kwargs):
     """
     name = name or getattr(func, "__name__", "your function")
     call = f"{name}(" + ", ".join([_describe(a) for a in args] + [f"{k}={_describe(v)}" for k, v in kwargs.items()]) + ")"
-    try:
-        got = func(*args, **kwargs)
-    except CheckFailure:
-        raise
-    except Exception as error:  # noqa: BLE001 - turned into a readable failure
-        _fail(f"{call} raised an error.", "an array", f"{type(error).__name__}: {error}",
-              hint=diagnose_conv2d(func, style) if style else None)
+    got = _result_of(func, name, call, lambda: func(*args, **kwargs),
+                     hint=(lambda: diagnose_conv2d(func, style)) if style else None)
     if got is None:
         _fail(f"{call} returned nothing.", "an array", None, hint="did you forget `return output`?")
     try:

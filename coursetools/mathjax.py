@@ -1,0 +1,97 @@
+"""MathJax without a network: the feedback pages and the formgrader use a local MathJax 2.
+
+nbconvert's HTML templates, and nbgrader's ``feedback`` and ``formgrade`` templates, load
+MathJax from a CDN; offline, a page then shows raw ``$…$`` and the formgrader stops with
+"MathJax is not defined" (its formgrade.js calls ``MathJax.Hub``). The local copy is the one
+that the ``jupyter-server-mathjax`` package ships (MathJax 2.7, STIX-Web fonts):
+
+* **Feedback** (opened as a file): :class:`LocalMathJax`, the last of
+  ``GenerateFeedback.preprocessors``, hands nbconvert's writer the files of MathJax that a
+  page needs, so ``generate_feedback`` writes them to ``mathjax/`` beside each student's
+  feedback pages; ``templates/feedback/mathjax.html.j2`` loads ``mathjax/MathJax.js`` from there.
+* **Formgrader** (served by Jupyter): ``jupyter-server-mathjax`` is a server extension that
+  serves the same files at ``<base_url>static/jupyter_server_mathjax/``;
+  ``templates/formgrade/mathjax.html.j2`` loads them from there.
+
+nbgrader_config.py puts ``templates/`` first in ``HTMLExporter.extra_template_basedirs``, so
+these two ``mathjax.html.j2`` replace nbconvert's for nbgrader's two templates only.
+"""
+import functools
+import os
+import pathlib
+
+from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool
+
+TEMPLATES = pathlib.Path(__file__).resolve().parent / "templates"
+CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
+FOLDER = "mathjax"                                      # beside the feedback pages
+FEEDBACK_URL = f"{FOLDER}/MathJax.js?config={CONFIG}"   # what a feedback page loads
+
+
+def template_dirs():
+    """Ours first, then nbgrader's formgrader templates, which ours extend."""
+    import nbgrader
+    return [str(TEMPLATES), str(pathlib.Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates")]
+SERVER_PATH = "static/jupyter_server_mathjax/MathJax.js"  # the formgrader's, under the server's base_url
+
+# Parts of the package that a page with TeX never loads: translations (MathJax stays in
+# English unless told otherwise, and the configuration says "en"), the SVG output, and
+# the accessibility explorer (only on a reader's request from the menu).
+SKIP = ("localization/", "jax/output/SVG/", "extensions/a11y/")
+
+
+class MathJaxMissing(RuntimeError):
+    """jupyter-server-mathjax is not installed."""
+
+
+def source_folder():
+    """The local MathJax 2 (the ``static`` folder of jupyter-server-mathjax); MathJaxMissing if absent."""
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        raise MathJaxMissing("the local MathJax is missing: install jupyter-server-mathjax "
+                             "(requirements.txt) so feedback and the formgrader show maths offline") from None
+    folder = pathlib.Path(jupyter_server_mathjax.__file__).resolve().parent / "static"
+    if not (folder / "MathJax.js").is_file():
+        raise MathJaxMissing(f"no MathJax.js in {folder}")
+    return folder
+
+
+@functools.lru_cache(maxsize=2)
+def _files(folder):
+    """{relative path: bytes} of the MathJax files a page may load (cached: read once per process)."""
+    folder = pathlib.Path(folder)
+    files = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_file() and not relative.startswith(SKIP):
+            files[relative] = path.read_bytes()
+    return files
+
+
+def files():
+    """{relative path: bytes} of the local MathJax, as written beside the feedback."""
+    return _files(str(source_folder()))
+
+
+class LocalMathJax(Preprocessor):
+    """Put the local MathJax beside each feedback page (GenerateFeedback's last preprocessor).
+
+    nbconvert's FilesWriter writes ``resources["outputs"]`` relative to the page's folder, so
+    ``nbgrader generate_feedback`` (from the command line or the formgrader's button) writes
+    ``mathjax/`` next to the pages, and a page opened as a file renders its maths offline.
+    """
+
+    enabled = Bool(True, help="nbconvert skips a preprocessor that is not enabled.").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        try:
+            local = files()
+        except MathJaxMissing as error:  # the page is still written; only its maths stays raw TeX
+            self.log.error("%s", error)
+            return nb, resources
+        outputs = resources.setdefault("outputs", {})
+        for relative, data in local.items():
+            outputs[os.path.join(FOLDER, relative)] = data
+        return nb, resources
