@@ -28,7 +28,8 @@ import nbformat
 from coursetools import ASSIGNMENT
 
 QUARANTINE = "quarantine"
-IGNORED = {".ipynb_checkpoints", "__pycache__", ".DS_Store", "timestamp.txt"}
+NBGRADER_FILES = {"submission_secret.txt", "timestamp.txt"}  # nbgrader's own submit and collect write these
+IGNORED = {".ipynb_checkpoints", "__pycache__", ".DS_Store", *NBGRADER_FILES}
 
 
 def event(kind, detail, notebook=None, **extra):

@@ -33,6 +33,7 @@ import json
 import re
 
 from coursetools import ASSIGNMENT
+from coursetools.preflight import NBGRADER_FILES  # filtered here too, for records made before
 from coursetools.robust import KINDS, all_events, load_limits, load_outcomes
 
 REPORT = "reports/report.md"
@@ -73,9 +74,6 @@ def diagnoses(message):
     if not found:
         found = [f"(hint) {m.strip().rstrip('.')}" for m in HINT.findall(message)]
     return found
-
-
-NBGRADER_FILES = {"submission_secret.txt", "timestamp.txt"}  # written by nbgrader's own submit/collect
 
 
 def _source(cell):
