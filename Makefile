@@ -1,17 +1,31 @@
-# Two commands do everything on a fresh clone (see README):
-#   make grade   the instructor pipeline on the bundled sample submissions
-#   make test    the whole test suite
-# Both create .venv (or reuse it) and install requirements.txt first.
+# On a fresh clone (see README; times on a 2-core machine, after the install):
+#   make grade    the instructor pipeline on the sample class of eight (about 2 min)
+#   make check    the test suite without the whole-corpus autograde and the browser (3-5 min)
+#   make test     the whole test suite, what CI runs (.ci/run; about 21 min)
+#   make corpus   every spec in submissions/ graded and checked against its spec (about 5 min)
+# Each creates .venv (or reuses it) and installs requirements.txt, the tested lock, first.
 
-PYTHON ?= python3
+# The newest supported Python on PATH that runs (python3.13, then python3.12, then python3.11;
+# a pyenv shim without that version installed does not count); `make PYTHON=...` overrides it.
+# The lock needs 3.11.5 or later (soupsieve 4.1.3); Debian 12's python3.11 is 3.11.2.
+# An existing $(VENV) is reused whatever its Python.
+SUPPORTED  := 3.13 3.12 3.11
+PY_CHECK   := import sys; sys.exit(not (3, 11, 5) <= sys.version_info[:3] and sys.version_info[:2] <= (3, 13))
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(firstword $(foreach v,$(SUPPORTED),$(shell python$(v) -c '$(PY_CHECK)' 2>/dev/null && command -v python$(v))))
+endif
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: grade test venv release gpu-check gpu-wheels bench lab sandbox-tools
+.PHONY: grade check test corpus venv release gpu-check gpu-wheels bench lab sandbox-tools
 
 $(STAMP): requirements.txt
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is needed (torch 2.14.1 wheels)"'
+	@test -x $(PY) || test -n "$(PYTHON)" || { echo "No supported Python found: this course needs Python 3.11 (3.11.5 or later)," \
+	  "3.12 or 3.13 as python3.13, python3.12 or python3.11 on PATH, or named with make PYTHON=/path/to/python3.X" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON) -c '$(PY_CHECK)' || \
+	  { echo "$(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())' 2>/dev/null):" \
+	  "this course needs 3.11 (3.11.5 or later), 3.12 or 3.13" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $(STAMP)
@@ -25,11 +39,22 @@ sandbox-tools:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } || \
 	  { echo "The grading sandbox needs bubblewrap: sudo apt-get install bubblewrap (or your system's package)"; exit 1; }
 
+# The sample class (coursetools/cli.py: SAMPLE_CLASS), graded with grade-parallel.
 grade: $(STAMP) sandbox-tools
 	$(PY) -m coursetools pipeline
 
+# The fast loop: everything but the tests marked corpus (the whole corpus autograded once,
+# about 13 min) and browser (JupyterLab in Chromium); tests/conftest.py marks them.
+check: $(STAMP) sandbox-tools
+	$(PY) -m pytest tests -m "not corpus and not browser" $(PYTEST_ARGS)
+
 test: $(STAMP) sandbox-tools
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# Every spec in submissions/ graded in a throw-away copy and checked against its expected
+# scores and diagnoses (python -m coursetools.corpus; CORPUS_ARGS="--workers 4" etc.).
+corpus: $(STAMP) sandbox-tools
+	$(PY) -m coursetools.corpus $(CORPUS_ARGS)
 
 release: $(STAMP)
 	$(PY) -m coursetools release
@@ -42,7 +67,7 @@ lab: $(STAMP)
 # The GPU path on a CUDA machine (docs/gpu-check.md). Needs only python3 with torch and
 # numpy, so it uses .venv when there is one and python3 otherwise; no install step.
 # Without CUDA it runs on the CPU and says that the CUDA run is still owed.
-GPU_PY := $(shell test -x $(PY) && echo $(PY) || echo $(PYTHON))
+GPU_PY := $(shell test -x $(PY) && echo $(PY) || echo $(or $(PYTHON),python3))
 gpu-check:
 	$(GPU_PY) -m coursetools.gpucheck $(GPU_CHECK_ARGS)
 

@@ -24,7 +24,8 @@ c.CourseDirectory.root = COURSE_ROOT
 # The assignment ships its helper modules and the digits; never ship caches.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".DS_Store"]
 
-# Students: course/roster.csv, loaded by `python -m coursetools pipeline` (or `nbgrader db student import`).
+# Students: grading adds every student it collects to the gradebook; for a real class, import the
+# roster first (`nbgrader db student import course/roster.csv`) so names and emails are there too.
 
 # ---- Limits (docs/grading-guarantees.md) --------------------------------------------
 # Time. A cell that runs longer than Execute.timeout is interrupted and scores 0; the

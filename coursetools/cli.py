@@ -1,7 +1,8 @@
 """``python -m coursetools``: the instructor's commands.
 
-    pipeline   release, collect the sample submissions, autograde, feedback,
-               export grades, and print the score table (the README's first command)
+    pipeline   release, collect the sample class (SAMPLE_CLASS; --all: every spec),
+               grade-parallel, feedback, export grades, report, and print the score
+               table (the README's first command, `make grade`)
     release    regenerate release/session10 from source/session10
     collect    turn submissions/*.toml into submitted/<student>/session10/
     autograde  autograde everything in submitted/
@@ -21,6 +22,22 @@ import sys
 
 from coursetools import ASSIGNMENT, REPO
 from coursetools.course import Course
+
+# The sample class of `make grade` (`python -m coursetools pipeline`): eight specs from
+# submissions/ that show the whole range in about two minutes on two cores -- full marks,
+# zero, a partial hand-in, four typical mistakes with their diagnoses, and one tamperer the
+# report flags. `pipeline --all` grades every spec the same way; `python -m coursetools.corpus`
+# (`make corpus`) also checks each against its expected scores.
+SAMPLE_CLASS = (
+    "reference",               # the reference solution: full marks
+    "blank",                   # the release handed in untouched: zero
+    "partial",                 # notebooks 01 and 04 only, 04 half done
+    "nb06_output_size_round",  # rounds instead of taking the floor
+    "nb07_flipped_kernel",     # true convolution instead of cross-correlation
+    "nb08_sobel_swapped",      # the lecture's Sobel labels: G_x and G_y swapped
+    "nb10_missing_bias",       # the capstone forgets the bias
+    "hostile_numpy_tamper",    # replaces numpy.abs to pass a check: flagged, earns nothing for it
+)
 
 
 def release(course):
@@ -102,6 +119,59 @@ def validate(paths):
     return module.main(paths)
 
 
+def sample_specs(spec_dir, names=(), everyone=False):
+    """The spec files the pipeline grades: ``names`` (spec names or paths in ``spec_dir``),
+    every spec in ``spec_dir`` with ``everyone``, else SAMPLE_CLASS."""
+    spec_dir = pathlib.Path(spec_dir)
+    if everyone:
+        return sorted(spec_dir.glob("*.toml"))
+    paths = [spec_dir / f"{pathlib.Path(name).stem}.toml" for name in (names or SAMPLE_CLASS)]
+    missing = [path.stem for path in paths if not path.is_file()]
+    if missing:
+        raise SystemExit(f"pipeline: no spec {', '.join(missing)} in {spec_dir}")
+    return paths
+
+
+def _section(text, title):
+    """One ``## title`` section of a Markdown report ("" when there is none)."""
+    for part in text.split("\n## "):
+        if part.startswith(title):
+            return "## " + part.strip()
+    return ""
+
+
+def pipeline(course, spec_paths, spec_dir, workers=None, progress=True):
+    """release, collect, grade-parallel, feedback, export, report; ends with the score table.
+
+    The same steps for the sample class and for every spec (``--all``); grading is
+    ``grade-parallel``, as for a real class and for ``python -m coursetools.corpus``.
+    Returns grade-parallel's exit status (1 when a submission could not be graded).
+    """
+    import time
+    from coursetools import parallel, report as instructor_report
+    from coursetools.scores import format_table, notebook_scores
+    from coursetools.submissions import materialize
+    started = time.perf_counter()
+    reset_samples(course, spec_dir)
+    course.require_sandbox()
+    release(course)
+    students = [materialize(course, path) for path in spec_paths]
+    print(f"collected {len(students)} submissions: {', '.join(students)}", flush=True)
+    status = parallel.main(course, students, workers, progress=progress)
+    if status == 2:  # nothing was graded (no gradebook, no sandbox, course files changed): said why
+        raise SystemExit(status)
+    feedback(course)
+    export(course, "grades.csv")
+    path, text = instructor_report.write(course)
+    attention = _section(text, "Needs attention")
+    if attention:
+        print("\n" + attention)
+    print("\n" + format_table(course, notebook_scores(course)))
+    print(f"\nreport written to {path.relative_to(course.root)} (flags, most common mistakes, "
+          f"tests failed most often); the whole pipeline took {time.perf_counter() - started:.0f} s")
+    return status
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m coursetools", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -111,9 +181,17 @@ def main(argv=None):
     no_sandbox.add_argument("--no-sandbox", action="store_true",
                             help="run students' code without the bubblewrap sandbox, with your file access "
                                  "(only where the sandbox cannot start; the report says so)")
-    pipeline_parser = sub.add_parser("pipeline", help="the whole instructor pipeline on the sample submissions",
+    pipeline_parser = sub.add_parser("pipeline", help="the whole instructor pipeline on the sample class",
                                      parents=[no_sandbox])
-    pipeline_parser.add_argument("--submissions", type=pathlib.Path, default=None)
+    pipeline_parser.add_argument("specs", nargs="*",
+                                 help=f"spec names in --submissions (default: the sample class, {', '.join(SAMPLE_CLASS)})")
+    pipeline_parser.add_argument("--all", action="store_true", dest="everyone",
+                                 help="every spec in --submissions (the whole corpus; python -m coursetools.corpus "
+                                      "also checks each against its spec)")
+    pipeline_parser.add_argument("--submissions", type=pathlib.Path, default=None,
+                                 help="folder of submission specs (default: submissions/)")
+    pipeline_parser.add_argument("--workers", type=int, help="grade-parallel workers (default: one per core)")
+    pipeline_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     sub.add_parser("release", help="regenerate the student release")
     sub.add_parser("reset-samples", help="clear the sample submissions' grades and folders")
     collect_parser = sub.add_parser("collect", help="materialize sample submissions")
@@ -181,11 +259,7 @@ def run(args, course):
         reset_samples(course, course.root / "submissions")
     elif args.command == "pipeline":
         spec_dir = args.submissions or course.root / "submissions"
-        reset_samples(course, spec_dir)
-        course.require_sandbox()
-        release(course)
-        collect(course, spec_dir)
-        autograde(course)
-        feedback(course)
-        export(course, "grades.csv")
-        report(course)
+        if args.specs and args.everyone:
+            raise SystemExit("pipeline: give spec names or --all, not both")
+        sys.exit(pipeline(course, sample_specs(spec_dir, args.specs, args.everyone), spec_dir,
+                          args.workers, not args.no_progress))

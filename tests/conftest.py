@@ -24,6 +24,21 @@ class GradedCourse:
         return autograded_notebook(self.course, student, notebook)
 
 
+# Markers (registered in pyproject.toml), given by the fixtures a test uses, so that a new test
+# is marked as soon as it asks for one: `make check` runs `-m "not corpus and not browser"`.
+MARKED_BY_FIXTURE = {
+    "graded_course": "corpus",   # autogrades every spec in submissions/ once per session
+    "chromium": "browser",       # tests/test_browser.py: JupyterLab in the system Chromium
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for fixture, marker in MARKED_BY_FIXTURE.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+
+
 @pytest.fixture(scope="session")
 def repo_course():
     return Course(REPO)

@@ -53,3 +53,13 @@ def test_edited_checks_module_is_restored_at_autograde(tmp_path):
     assert restored.read_text() == (course.source / "convcheck.py").read_text()
     from coursetools.scores import notebook_scores
     assert notebook_scores(course)[student]["01_recap_and_motivation"]["code_score"] == 0
+
+
+def test_the_sample_class_is_small_and_shows_every_kind_of_student():
+    """`make grade` grades SAMPLE_CLASS: existing specs, about eight, the reference, a blank and a partial
+    hand-in, typical mistakes and one hostile submission."""
+    names = [path.stem for path in cli.sample_specs(REPO / "submissions")]
+    assert len(names) == len(set(names)) and 6 <= len(names) <= 10
+    assert {"reference", "blank", "partial"} <= set(names)
+    assert any(n.startswith("hostile_") for n in names) and sum(n.startswith("nb") for n in names) >= 3
+    assert len(cli.sample_specs(REPO / "submissions", everyone=True)) > len(names)
