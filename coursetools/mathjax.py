@@ -28,11 +28,6 @@ CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
 FOLDER = "mathjax"                                      # beside the feedback pages
 FEEDBACK_URL = f"{FOLDER}/MathJax.js?config={CONFIG}"   # what a feedback page loads
 
-
-def template_dirs():
-    """Ours first, then nbgrader's formgrader templates, which ours extend."""
-    import nbgrader
-    return [str(TEMPLATES), str(pathlib.Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates")]
 SERVER_PATH = "static/jupyter_server_mathjax/MathJax.js"  # the formgrader's, under the server's base_url
 
 # Parts of the package that a page with TeX never loads: translations (MathJax stays in
@@ -43,6 +38,12 @@ SKIP = ("localization/", "jax/output/SVG/", "extensions/a11y/")
 
 class MathJaxMissing(RuntimeError):
     """jupyter-server-mathjax is not installed."""
+
+
+def template_dirs():
+    """Ours first, then nbgrader's formgrader templates, which ours extend."""
+    import nbgrader
+    return [str(TEMPLATES), str(pathlib.Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates")]
 
 
 def source_folder():

@@ -24,7 +24,7 @@ import shutil
 import nbformat
 import pytest
 
-from coursetools import ASSIGNMENT
+from coursetools import ASSIGNMENT, mathjax
 from coursetools.course import Course
 from coursetools.robust import all_events, grade_student, grade_students, load_outcomes
 from coursetools.scores import notebook_scores
@@ -304,6 +304,7 @@ def test_feedback_holds_no_hidden_test_or_solution(graded_course):
         allowed = {p.relative_to(course.source) for p in course.source.rglob("*") if p.is_file()} | \
             {p.relative_to(course.submitted / student / ASSIGNMENT)
              for p in (course.submitted / student / ASSIGNMENT).rglob("*") if p.is_file()}
+        allowed |= {pathlib.Path(mathjax.FOLDER) / name for name in mathjax.files()}  # the environment's, for maths
         for path in folder.rglob("*"):
             relative = path.relative_to(folder)
             assert path.suffix == ".html" or relative in allowed or path.is_dir(), \
@@ -514,7 +515,7 @@ def test_without_the_sandbox_a_changed_course_stops_the_run(graded_course, tmp_p
     assert {"files_written", "course_files_changed"} <= kinds
     assert (course.root / "quarantine" / planter / "written-during-grading" / "leak.txt").exists()
     _, text = instructor_report.write(course)
-    assert "**Graded without the sandbox (--no-sandbox)**: 1 notebooks of 1 students (planter)" in text
+    assert "**Graded without the sandbox (--no-sandbox)**: 1 notebook of 1 student (planter)" in text
 
     (course.source / "planted.txt").unlink()
     with pytest.raises(SystemExit) as exited:

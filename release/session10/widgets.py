@@ -53,15 +53,15 @@ def convolution_explorer(examples):
 
     def redraw(_change=None):
         image, kernel = (np.asarray(a, dtype=float) for a in examples[choice.value])
-        k_rows, k_cols = kernel.shape
-        row.max = image.shape[0] - k_rows   # shrinking max also moves the value back into range
-        col.max = image.shape[1] - k_cols
+        tall, wide = np.shape(kernel)
+        row.max = image.shape[0] - tall   # shrinking max also moves the value back into range
+        col.max = image.shape[1] - wide
         i, j = row.value, col.value
-        patch = image[i:i + k_rows, j:j + k_cols]
-        products = patch * kernel
+        window = image[i:i + tall, j:j + wide]
+        products = window * kernel
         parts = [
-            _html_table(image, f"image, kernel at (i={i}, j={j})", window=(i, j, k_rows, k_cols)),
-            _html_table(patch, f"patch = image[{i}:{i + k_rows}, {j}:{j + k_cols}]"),
+            _html_table(image, f"image, kernel at (i={i}, j={j})", window=(i, j, tall, wide)),
+            _html_table(window, f"patch = image[{i}:{i + tall}, {j}:{j + wide}]"),
             "<span style='font-size:1.4em'>&#8857;</span>",
             _html_table(kernel, "kernel"),
             "<span style='font-size:1.4em'>=</span>",
