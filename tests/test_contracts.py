@@ -165,3 +165,70 @@ def test_a_wrong_helper_is_named_instead_of_its_caller():
     assert "likely mistake: `conv2d` fails its own tests too" in message
     convcheck.check_conv2d(functools.partial(loops), np.ones((4, 4)), np.ones((2, 2)), padding=1, style="padded",
                            device=convcheck.NUMPY, depends_on={"conv2d": conv2d})  # a right function passes anyway
+
+
+# ---------------------------------------------------------------- value mistakes named by the probes
+
+def per_position(combine, out_size=None):
+    """A conv2d_full whose output (i, j) is ``combine(patch, kernel)``; ``out_size(span, stride)`` may change the size."""
+    def conv2d_full(image, kernel, padding=0, stride=1):
+        image, kernel = np.pad(np.asarray(image, dtype=float), padding), np.asarray(kernel, dtype=float)
+        (H, W), (kH, kW) = image.shape, kernel.shape
+        size = out_size or (lambda span, s: span // s + 1)
+        out = np.zeros((size(H - kH, stride), size(W - kW, stride)))
+        for i in range(out.shape[0]):
+            for j in range(out.shape[1]):
+                out[i, j] = combine(image[i * stride:i * stride + kH, j * stride:j * stride + kW], kernel)
+        return out
+    return conv2d_full
+
+
+@pytest.mark.parametrize("func, words", [
+    (per_position(lambda p, k: np.sum(p * k[::-1])), "kernel flipped upside down"),
+    (per_position(lambda p, k: np.sum(p * k[:, ::-1])), "kernel flipped left to right"),
+    (per_position(lambda p, k: abs(np.sum(p * k))), "absolute value taken"),
+    (per_position(lambda p, k: max(np.sum(p * k), 0.0)), "negative outputs set to 0"),
+    (per_position(lambda p, k: np.mean(p * k)), "np.mean instead of np.sum"),
+    (per_position(lambda p, k: np.sum(p) * np.sum(k)), "sum of the patch times the sum of the kernel"),
+    (per_position(lambda p, k: np.sum(p @ k.T)), "a matrix product"),
+    (per_position(lambda p, k: np.sum(p @ k)), "a matrix product"),
+    (per_position(lambda p, k: round(np.sum(p * k))), "rounded to whole numbers"),
+    (per_position(lambda p, k: np.sum(p * k) + 1), "off by the same 1"),
+    (per_position(lambda p, k: np.sum(p * k), lambda span, s: -(-span // s) + 1), "not ceil"),
+    (per_position(lambda p, k: np.sum(p * k), lambda span, s: (span + 1) // s), "(H + 2p - k + 1) // s"),
+])
+def test_a_wrong_way_of_computing_each_output_is_named(func, words):
+    image, kernel = np.random.default_rng(8).standard_normal((7, 9)), np.random.default_rng(9).standard_normal((3, 3))
+    messages = []
+    for padding, stride in ((1, 2), (0, 1), (2, 3)):
+        try:
+            convcheck.check_conv2d(named(func), image, kernel, padding=padding, stride=stride, device=convcheck.NUMPY)
+        except convcheck.CheckFailure as error:
+            messages.append(str(error))
+    assert messages and words in messages[0], messages[:1]
+
+
+def batch_variant(change_sum=None, change_out=None):
+    def conv2d_forward(x, weight, bias=None, stride=1, padding=0):
+        out = batch_loops(x, weight, None, stride, padding)
+        out = change_sum(out, x, weight) if change_sum else out
+        out = out + np.asarray(bias)[None, :, None, None] if bias is not None else out
+        return change_out(out, bias) if change_out else out
+    return conv2d_forward
+
+
+@pytest.mark.parametrize("func, words", [
+    (lambda x, w, b=None, stride=1, padding=0: batch_loops(x, np.asarray(w)[:, :, ::-1, :], b, stride, padding),
+     "flipped upside down"),
+    (batch_variant(lambda out, x, w: out / np.prod(np.shape(w)[1:])), "np.mean instead of np.sum"),
+    (batch_variant(lambda out, x, w: np.abs(out)), "absolute value taken"),
+    (batch_variant(change_out=lambda out, b: np.maximum(out, 0)), "negative outputs set to 0"),
+    (batch_variant(change_out=lambda out, b: out + np.asarray(b)[None, :, None, None]), "bias added twice"),
+    (batch_variant(change_out=lambda out, b: out - 2 * np.asarray(b)[None, :, None, None]), "bias subtracted"),
+    (batch_variant(change_out=lambda out, b: out + 1), "off by the same 1"),
+])
+def test_a_wrong_batched_forward_is_named(func, words):
+    rng = np.random.default_rng(10)
+    message = failure(convcheck.check_conv2d_batch, named(func, "conv2d_forward"), rng.standard_normal((2, 3, 7, 9)),
+                      rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4), device=convcheck.NUMPY)
+    assert "likely mistake:" in message and words in message, message

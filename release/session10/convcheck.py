@@ -489,6 +489,8 @@ def diagnose_conv2d(func, style="full", device=None):
         except Exception as error:  # noqa: BLE001
             return f"on an integer image it raised {type(error).__name__}: {error}"
         if not _same(got_int, ref(int_image, blur)):
+            if not np.issubdtype(got_int.dtype, np.integer) and _rounded(got_int, ref(int_image, blur)):
+                return "results rounded to whole numbers (round() of each sum): keep the fractions"
             if np.issubdtype(got_int.dtype, np.integer) or _same(np.trunc(ref(int_image, blur)), got_int.astype(float)) \
                     or _same(np.floor(ref(int_image, blur)), got_int.astype(float)):
                 return ("integer truncation: on an integer image the output must still be a float array "
@@ -497,10 +499,13 @@ def diagnose_conv2d(func, style="full", device=None):
         return None
     if _same(got, ref(image, kernel[::-1, ::-1])):
         return "flipped kernel: this is true convolution; deep learning's 'convolution' is cross-correlation, no flip"
+    named = _value_mistake(got, image, kernel, ref)
+    if named:
+        return named
     square_diagnosis = _diagnose_square(func, style, image, padding, stride, device)
     if square_diagnosis:
         return square_diagnosis
-    if padding:
+    if padding and _right_without_padding(func, style, image, kernel, stride, device):
         # all 2p zero rows/columns on one side (e.g. padded[:H, :W] = image): right shape, shifted values
         for pads in ((2 * padding, 0), (0, 2 * padding)):
             if _same(got, ref(np.pad(image, (pads, pads)), kernel, 0, stride)):
@@ -526,6 +531,59 @@ def diagnose_conv2d(func, style="full", device=None):
     return None
 
 
+def _value_mistake(got, image, kernel, ref):
+    """A mistake in how one output is computed, named from the right shape and wrong values; or None."""
+    right = ref(image, kernel)
+    (kH, kW), whole = kernel.shape, np.ones_like(kernel)
+    variants = [
+        (ref(image, kernel[::-1]), "kernel flipped upside down (kernel[::-1]): use the kernel as it is, no flip"),
+        (ref(image, kernel[:, ::-1]), "kernel flipped left to right (kernel[:, ::-1]): use the kernel as it is, no flip"),
+        (np.abs(right), "absolute value taken: a convolution keeps the sign of the sum (no abs)"),
+        (np.maximum(right, 0), "negative outputs set to 0 (a ReLU, max(0, ...) or clip inside the convolution): "
+                               "the convolution itself is linear; an activation comes after it"),
+        (np.clip(right, 0, 255), "outputs clipped to 0..255: the convolution itself does not clip"),
+        (right / kernel.size, "divided by the number of kernel entries (np.mean instead of np.sum): "
+                              "output[i, j] is the SUM of patch * kernel"),
+        (ref(image, whole) * kernel.sum(), "sum of the patch times the sum of the kernel: multiply element by "
+                                           "element first, then add: np.sum(patch * kernel)"),
+        (ref(image, np.tile(kernel.sum(axis=0), (kH, 1))), "a matrix product (patch @ kernel.T, np.dot) instead of "
+                                                           "the element-wise product: np.sum(patch * kernel)"),
+        (ref(image, np.tile(kernel.sum(axis=1)[:, None], (1, kW))), "a matrix product (patch.T @ kernel, np.dot) "
+                                                                    "instead of the element-wise product: np.sum(patch * kernel)"),
+    ]
+    if kH == kW:
+        variants.append((ref(image, np.tile(kernel.sum(axis=1), (kH, 1))),
+                         "a matrix product (patch @ kernel, np.dot) instead of the element-wise product: np.sum(patch * kernel)"))
+    for wrong, text in variants:
+        if not _same(wrong, right) and _same(got, wrong):
+            return text
+    if _rounded(got, right):
+        return "results rounded to whole numbers (round(), int() or an integer output array): keep the fractions"
+    offset = got - right
+    if got.shape == right.shape and np.allclose(offset, offset.flat[0]) and not np.isclose(offset.flat[0], 0):
+        return f"every output is off by the same {offset.flat[0]:g}: something is added outside the sum (a bias or a +1)"
+    scale = np.sum(got * right) / max(np.sum(right * right), 1e-300)
+    if got.shape == right.shape and not np.isclose(scale, 1) and _same(got, scale * right):
+        return f"every output is {scale:g} times the right value: a factor outside the sum (a normalisation?)"
+    return None
+
+
+def _rounded(got, right):
+    """Whole numbers within half a unit of the right values, which are not all whole: rounded sums."""
+    got = to_numpy(got).astype(np.float64)
+    return (got.shape == right.shape and not np.allclose(right, np.round(right)) and np.allclose(got, np.round(got))
+            and bool(np.all(np.abs(got - right) <= 0.5 + 1e-9)))
+
+
+def _right_without_padding(func, style, image, kernel, stride, device):
+    """Whether ``func`` is right on the probe with padding 0: only then can a wrong result be the border's."""
+    try:
+        got = to_numpy(_call(func, style, image, kernel, 0, stride)).astype(np.float64)
+    except Exception:  # noqa: BLE001 - a probe that fails tells nothing
+        return False
+    return _same(got, conv2d_reference(image, kernel, 0, stride, device))
+
+
 def _raised(prefix, error):
     text = f"{prefix} {type(error).__name__}: {str(error).strip()}"
     if isinstance(error, ValueError) and "operands could not be broadcast" in str(error):
@@ -549,10 +607,28 @@ def _diagnose_square(func, style, image, padding, stride, device, report_right=F
         return "kernel transposed: kernel[m, n] multiplies image[row + m, col + n], not kernel[n, m]"
     if _same(got_square, ref(img, square).T) or _same(got_square, ref(img.T, square)):
         return "rows and columns swapped: output[i, j] must come from the patch at row i, column j"
+    named = _value_mistake(got_square, img, square, ref)
+    if named:
+        return named
     if report_right and _same(got_square, ref(img, square)):
         return ("right for a square image and kernel, wrong for a 7x9 image with a 2x3 kernel: "
                 "keep rows (H, kH = shape[0]) and columns (W, kW = shape[1]) apart")
     return None
+
+
+def _stride_shape_mistake(got_shape, want_shape, image_shape, kernel_shape, padding, stride):
+    """Which wrong output-size rule gives ``got_shape``."""
+    spans = [n + 2 * padding - k for n, k in zip(image_shape, kernel_shape)]
+    rules = [
+        ([-(-d // stride) + 1 for d in spans], "rounded up: (H + 2p - k) / s + 1 takes the floor, //, not ceil"),
+        ([int(round(d / stride)) + 1 for d in spans], "rounded: (H + 2p - k) / s + 1 takes the floor, //, not round()"),
+        ([(d + 1) // stride for d in spans], "(H + 2p - k + 1) // s: the size is (H + 2p - k) // s + 1"),
+        ([d // stride for d in spans], "off-by-one output size: the size is (H + 2p - k) // s + 1, the + 1 is missing"),
+    ]
+    for shape, text in rules:
+        if tuple(shape) == tuple(got_shape) and tuple(shape) != tuple(want_shape):
+            return f"with stride={stride} the output shape is {tuple(got_shape)}, expected {tuple(want_shape)}: {text}"
+    return f"with stride={stride} the output shape is {tuple(got_shape)}, expected {tuple(want_shape)}"
 
 
 def _diagnose_stride(func, image, kernel, device):
@@ -571,7 +647,10 @@ def _diagnose_stride(func, image, kernel, device):
         if got.shape == want.shape and _same(got, dense[: want.shape[0], : want.shape[1]]):
             return "stride ignored when slicing: the patch for output (i, j) starts at (i * stride, j * stride)"
         if got.shape != want.shape:
-            return f"with stride={stride} the output shape is {got.shape}, expected {want.shape}"
+            return _stride_shape_mistake(got.shape, want.shape, image.shape, kernel.shape, 1, stride)
+        if _same(got, dense[::stride, : want.shape[1]]) or _same(got, dense[: want.shape[0], ::stride]):
+            return ("stride applied along one axis only: the patch for output (i, j) starts at row i * stride "
+                    "AND column j * stride")
         return f"right with stride 1, wrong with stride={stride}: check the patch's top-left corner"
     return None
 
@@ -780,7 +859,8 @@ def diagnose_conv2d_batch(func, device=None):
             return ("kernel transposed: weight[o, c, m, n] multiplies x[n, c, row + m, col + n], with m along the "
                     "height (kH = weight.shape[2]) and n along the width (kW = weight.shape[3])")
         if got.shape == want.shape[:2] + tuple(n - 1 for n in want.shape[2:]):
-            return "padding counted once: the padded height is H + 2p (p rows on top and p at the bottom), so H_out = (H + 2p - kH) // s + 1"
+            return ("output one row and one column short: H_out = (H + 2p - kH) // s + 1 (is the + 1 missing, or the "
+                    "padding counted on one side only? The padded height is H + 2p)")
         if got.shape[2:] == tuple(n + 1 for n in want.shape[2:]) or got.shape[2:] == tuple(n - 2 for n in want.shape[2:]):
             return "off-by-one output size: H_out = (H + 2p - kH) // s + 1"
         return (f"{GENERIC_SHAPE} {got.shape} on a probe batch x {x.shape}, weight {w.shape}, padding 1, where "
@@ -800,7 +880,7 @@ def diagnose_conv2d_batch(func, device=None):
             _same(got, per_channel[-1] + b[None, :, None, None]) or \
             _same(got, per_channel[0] + b[None, :, None, None]):
         return "channels not summed: output channel o is the SUM over input channels c of x[n, c] * weight[o, c]"
-    return _diagnose_batch_extra(func, x, w, b, device, got)
+    return _batch_value_mistake(got, x, w, b, device) or _diagnose_batch_extra(func, x, w, b, device, got)
 
 
 def check_conv2d_batch(func, x, weight, bias=None, stride=1, padding=0, device=None, name=None, hint=None,
@@ -1235,6 +1315,38 @@ def check_channels(got, expected, name, atol=0.0, labels=None):
         check_array(got_array[c], expected[c], label, atol=atol[c], hint=hint)
 
 
+def _batch_value_mistake(got, x, w, b, device):
+    """A mistake in how each output is computed, for the batched probe (stride 1, padding 1); or None."""
+    def ref(weight, bias=None):
+        return _batch_reference(x, weight, bias, 1, 1, device)
+    plain, bias = ref(w), b[None, :, None, None]
+    right = plain + bias
+    first_only = plain.copy()
+    first_only[:, 0] += b[0]
+    variants = [
+        (ref(w[:, :, ::-1, :], b), "kernel flipped upside down (weight[..., ::-1, :]): use the weights as they are, no flip"),
+        (ref(w[:, :, :, ::-1], b), "kernel flipped left to right (weight[..., ::-1]): use the weights as they are, no flip"),
+        (plain / np.prod(w.shape[1:]) + bias, "divided by the number of weights (np.mean instead of np.sum): each output "
+                                              "is the SUM over c, kH and kW of patch * weight[o]"),
+        (np.abs(plain) + bias, "absolute value taken: a convolution keeps the sign of the sum (no abs)"),
+        (np.abs(right), "absolute value taken: a convolution keeps the sign of the sum (no abs)"),
+        (np.maximum(plain, 0) + bias, "negative sums set to 0 (a ReLU inside the layer): nn.Conv2d's forward is linear; "
+                                      "the activation is a separate step"),
+        (np.maximum(right, 0), "negative outputs set to 0 (a ReLU inside the layer): nn.Conv2d's forward is linear; "
+                               "the activation is a separate step"),
+        (plain + 2 * bias, "bias added twice: add bias[o] once to output channel o"),
+        (plain - bias, "bias subtracted: add bias[o] to output channel o"),
+        (first_only, "bias added to the first channel only: bias[o] goes to every element of output channel o"),
+    ]
+    for wrong, text in variants:
+        if not _same(wrong, right) and _same(got, wrong):
+            return text
+    offset = got - right
+    if got.shape == right.shape and np.allclose(offset, offset.flat[0]) and not np.isclose(offset.flat[0], 0):
+        return f"every output is off by the same {offset.flat[0]:g}: something is added outside the sum"
+    return None
+
+
 def _diagnose_batch_extra(func, x, w, b, device, got=None):
     """More probes for ``diagnose_conv2d_batch``: called when the probe raised (``got`` None)
     or when its result matched no earlier diagnosis."""
@@ -1298,6 +1410,9 @@ def _diagnose_batch_stride(func, x, w, b, device):
             return "stride ignored when computing the output size: use (H + 2p - kH) // stride + 1"
         if got.shape == want.shape and _same(got, dense[:, :, : want.shape[2], : want.shape[3]]):
             return "stride ignored when slicing: the patch for output (i, j) starts at (i * stride, j * stride)"
+        if _same(got, dense[:, :, ::stride, : want.shape[3]]) or _same(got, dense[:, :, : want.shape[2], ::stride]):
+            return ("stride applied along one axis only: the patch for output (i, j) starts at row i * stride "
+                    "AND column j * stride")
         if got.shape != want.shape:
             return f"with stride={stride} the output shape is {got.shape}, expected {want.shape}"
         return f"right with stride 1, wrong with stride={stride}: check where each patch starts"
