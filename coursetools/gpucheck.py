@@ -80,9 +80,9 @@ if convcheck is not None:
         counts["reference:" + _kind(device)] += 1
         return _torch_conv(x, w, b, padding, stride, device, dtype)
 
-    def logged_tolerance(dtype, device=None):
+    def logged_tolerance(dtype, device=None, terms=1):
         counts["tolerance:" + ("cpu" if device is None else _kind(device))] += 1
-        return _tolerance(dtype, device)
+        return _tolerance(dtype, device, terms)
 
     logged_tolerance.__doc__, logged_tolerance.__name__ = _tolerance.__doc__, "tolerance"
     convcheck._torch_conv = logged_torch_conv
@@ -267,7 +267,7 @@ def tolerance_table(cuda, quick=False):
                 with torch.no_grad():
                     got = F.conv2d(tx.to(device, torch_dtype), tw.to(device, torch_dtype), tb.to(device, torch_dtype),
                                    stride=stride, padding=padding).double().cpu().numpy()
-                bound = convcheck.tolerance(np.dtype(dtype), device) * (magnitude + 1.0)
+                bound = convcheck.tolerance(np.dtype(dtype), device, row["terms"]) * (magnitude + 1.0)
                 key = f"{device} {dtype}" + ("" if tf32 is None else f" TF32 {'on' if tf32 else 'off'}")
                 row["ratios"][key] = float(np.max(np.abs(got - want) / bound))
             rows.append(row)
