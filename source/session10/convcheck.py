@@ -65,10 +65,10 @@ def _not_written(func, fallback, error=None):
     return CheckFailure(NOT_WRITTEN.format(name=name))
 
 
-def _result_of(func, name, call, invoke, hint=None):
+def _result_of(func, name, call, invoke, explain=None):
     """``invoke()``, which calls the student's ``func``: an unwritten function fails with one line, any
-    other error with what it raised (``hint``, called only then, adds the diagnosis); a CheckFailure
-    from inside (a probe's) passes through."""
+    other error with what it raised (``explain``, called only then, gives the (likely mistake, hint)
+    to add); a CheckFailure from inside (a probe's) passes through."""
     try:
         return invoke()
     except CheckFailure:
@@ -76,8 +76,18 @@ def _result_of(func, name, call, invoke, hint=None):
     except NotImplementedError as unwritten:
         raise _not_written(func, name, unwritten) from None
     except Exception as error:  # noqa: BLE001 - turned into a readable failure
-        _fail(f"{call} raised an error.", "an array", f"{type(error).__name__}: {error}",
-              hint=hint() if hint else None)
+        mistake, hint = explain() if explain else (None, None)
+        _fail(f"{call} raised an error.", "an array", f"{type(error).__name__}: {error}", hint=hint, mistake=mistake)
+
+
+def _fail_explained(failure, diagnosis, hint, note):
+    """Re-raise a value check's ``failure`` with the likely mistake (else the hint) and a closing note."""
+    message = str(failure)
+    if diagnosis:
+        message += f"\n  likely mistake: {diagnosis}"
+    elif hint:
+        message += f"\n  hint:     {hint}"
+    raise CheckFailure(f"{message}\n  ({note})") from None
 
 
 def call_student(func, *args, name=None, **kwargs):
@@ -710,17 +720,14 @@ def check_conv2d(func, image, kernel, padding=0, stride=1, style="full", name=No
     call = f"{name}(image {shape[0]}x{shape[1]}, kernel {np.shape(kernel)[0]}x{np.shape(kernel)[1]}" + \
         (f", padding={padding}" if style != "conv2d" else "") + (f", stride={stride}" if style == "full" else "") + ")"
     image_before, kernel_before = np.array(image, copy=True), np.array(kernel, copy=True)
-    try:
-        got = _call(func, style, image, kernel, padding, stride, copy=False)
-    except CheckFailure:
-        raise
-    except NotImplementedError as unwritten:
-        raise _not_written(func, name, unwritten) from None
-    except Exception as error:  # noqa: BLE001 - turned into a readable failure
+
+    def explain():  # (likely mistake, hint): a wrong helper first, else the probes' diagnosis
         culprits = _wrong_helpers(depends_on)
-        _fail(f"{call} raised an error.", "an array", f"{type(error).__name__}: {error}",
-              mistake=_culprit_line(name, culprits) if culprits else None,
-              hint=None if culprits else diagnose_conv2d(func, style, device) if diagnose else hint)
+        if culprits:
+            return _culprit_line(name, culprits), None
+        return None, diagnose_conv2d(func, style, device) if diagnose else hint
+
+    got = _result_of(func, name, call, lambda: _call(func, style, image, kernel, padding, stride, copy=False), explain)
     if expected is None:
         expected = conv2d_reference(image_before, kernel_before, padding, stride, device, reference_dtype)
     precision = precision_of(image_before, kernel_before, np.zeros(0, reference_dtype))
@@ -729,19 +736,13 @@ def check_conv2d(func, image, kernel, padding=0, stride=1, style="full", name=No
     try:
         check_array(got, expected, call, atol=atol)
     except CheckFailure as failure:
-        culprits = _wrong_helpers(depends_on)
-        diagnosis = _culprit_line(name, culprits) if culprits else diagnose_conv2d(func, style, device) if diagnose else None
+        culprit, diagnosis = explain()
+        diagnosis = culprit or (diagnosis if diagnose else None)
         if got.shape != np.shape(expected) and (diagnosis is None or diagnosis.startswith(GENERIC_SHAPE)):
             diagnosis = _shape_line(got.shape, np.shape(expected), np.shape(image_before), np.shape(kernel_before),
                                     padding, stride)
-        message = str(failure)
-        if diagnosis:
-            message += f"\n  likely mistake: {diagnosis}"
-        elif hint:
-            message += f"\n  hint:     {hint}"
-        message += (f"\n  (reference: {_reference_name(device)}; tolerance "
-                    f"{tolerance(precision, device, np.size(kernel_before)):g} x sum|patch*kernel| for {precision} inputs)")
-        raise CheckFailure(message) from None
+        _fail_explained(failure, diagnosis, hint, f"reference: {_reference_name(device)}; tolerance "
+                        f"{tolerance(precision, device, np.size(kernel_before)):g} x sum|patch*kernel| for {precision} inputs")
     return to_numpy(got)
 
 
@@ -896,7 +897,7 @@ def check_conv2d_batch(func, x, weight, bias=None, stride=1, padding=0, device=N
     before = {label: (value, np.array(value, copy=True)) for label, value in
               (("x", x), ("weight", weight), ("bias", bias)) if value is not None}
     got = _result_of(func, name, call, lambda: func(x, weight, bias, stride=stride, padding=padding),
-                     hint=lambda: diagnose_conv2d_batch(func, device) if diagnose else hint)
+                     lambda: (None, diagnose_conv2d_batch(func, device) if diagnose else hint))
     x0, w0 = before["x"][1], before["weight"][1]
     b0 = before["bias"][1] if "bias" in before else None
     expected = _batch_reference(x0, w0, b0, stride, padding, device)
@@ -908,19 +909,11 @@ def check_conv2d_batch(func, x, weight, bias=None, stride=1, padding=0, device=N
         check_array(got, expected, call, atol=bound * (magnitude + 1.0), index_names=("n", "c", "i", "j"))
     except CheckFailure as failure:
         diagnosis = diagnose_conv2d_batch(func, device) if diagnose else None
-        if got.shape != expected.shape and (diagnosis is None or diagnosis.startswith(GENERIC_SHAPE)):
-            (_, _, H, W), (_, _, kH, kW) = np.shape(x0), np.shape(w0)
-            diagnosis = (f"output shape {got.shape} for x {np.shape(x0)}, weight {np.shape(w0)}, padding {padding} and "
-                         f"stride {stride}: (N, C_out, (H + 2p - kH) // s + 1, (W + 2p - kW) // s + 1) = "
-                         f"({np.shape(x0)[0]}, {np.shape(w0)[0]}, ({H} + {2 * padding} - {kH}) // {stride} + 1, "
-                         f"({W} + {2 * padding} - {kW}) // {stride} + 1) = {expected.shape}")
-        message = str(failure)
-        if diagnosis:
-            message += f"\n  likely mistake: {diagnosis}"
-        elif hint:
-            message += f"\n  hint:     {hint}"
-        message += f"\n  (reference: {_reference_name(device)}; tolerance {bound:g} x sum|x*w| for {precision} inputs)"
-        raise CheckFailure(message) from None
+        if got.ndim == 4 and got.shape[2:] != expected.shape[2:] and (diagnosis is None or diagnosis.startswith(GENERIC_SHAPE)):
+            diagnosis = "height and width: " + _shape_line(got.shape[2:], expected.shape[2:], np.shape(x0)[2:],
+                                                           np.shape(w0)[2:], padding, stride)
+        _fail_explained(failure, diagnosis, hint,
+                        f"reference: {_reference_name(device)}; tolerance {bound:g} x sum|x*w| for {precision} inputs")
     return to_numpy(got)
 
 
@@ -1175,15 +1168,12 @@ def check_true_convolution(func, image, kernel, name=None, device=None):
     try:
         check_array(got, expected, call, atol=atol)
     except CheckFailure as failure:
-        message = str(failure)
         try:
             mistake = _orientation_mistake(to_numpy(got).astype(np.float64), image, kernel, device)
         except (TypeError, ValueError):
             mistake = None
-        if mistake:
-            message += f"\n  likely mistake: {mistake}"
-        message += f"\n  (reference: {_reference_name(device)} with the kernel rotated by 180 degrees)"
-        raise CheckFailure(message) from None
+        _fail_explained(failure, mistake, None,
+                        f"reference: {_reference_name(device)} with the kernel rotated by 180 degrees")
     return to_numpy(got)
 
 
@@ -1438,7 +1428,7 @@ def call_conv(func, *args, name=None, style=None, **kwargs):
     name = name or getattr(func, "__name__", "your function")
     call = f"{name}(" + ", ".join([_describe(a) for a in args] + [f"{k}={_describe(v)}" for k, v in kwargs.items()]) + ")"
     got = _result_of(func, name, call, lambda: func(*args, **kwargs),
-                     hint=(lambda: diagnose_conv2d(func, style)) if style else None)
+                     (lambda: (None, diagnose_conv2d(func, style))) if style else None)
     if got is None:
         _fail(f"{call} returned nothing.", "an array", None, hint="did you forget `return output`?")
     try:
