@@ -44,9 +44,9 @@ _cache = {}
 
 def cached(image, kernel, padding=0, stride=1):
     key = (id(image), id(kernel), padding, stride)
-    if key not in _cache:
-        _cache[key] = loops(image, kernel, padding, stride)
-    return _cache[key]
+    if key not in _cache:  # the arrays are kept with the result, so their ids cannot be reused meanwhile
+        _cache[key] = (image, kernel, loops(image, kernel, padding, stride))
+    return _cache[key][2]
 
 
 def strided_from_shape(image, kernel, padding=0, stride=1):
