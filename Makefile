@@ -20,7 +20,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: grade check test corpus venv release gpu-check gpu-wheels bench lab sandbox-tools
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || test -n "$(PYTHON)" || { echo "No supported Python found: this course needs Python 3.11 (3.11.5 or later)," \
 	  "3.12 or 3.13 as python3.13, python3.12 or python3.11 on PATH, or named with make PYTHON=/path/to/python3.X" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -c '$(PY_CHECK)' || \
@@ -28,6 +28,7 @@ $(STAMP): requirements.txt
 	  "this course needs 3.11 (3.11.5 or later), 3.12 or 3.13" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -39,7 +40,7 @@ sandbox-tools:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } || \
 	  { echo "The grading sandbox needs bubblewrap: sudo apt-get install bubblewrap (or your system's package)"; exit 1; }
 
-# The sample class (coursetools/cli.py: SAMPLE_CLASS), graded with grade-parallel.
+# The sample class (coursetools/pipeline.py: SAMPLE_CLASS), graded with grade-parallel.
 grade: $(STAMP) sandbox-tools
 	$(PY) -m coursetools pipeline
 
@@ -52,9 +53,9 @@ test: $(STAMP) sandbox-tools
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 # Every spec in submissions/ graded in a throw-away copy and checked against its expected
-# scores and diagnoses (python -m coursetools.corpus; CORPUS_ARGS="--workers 4" etc.).
+# scores and diagnoses (python -m coursetools.tools.corpus; CORPUS_ARGS="--workers 4" etc.).
 corpus: $(STAMP) sandbox-tools
-	$(PY) -m coursetools.corpus $(CORPUS_ARGS)
+	$(PY) -m coursetools.tools.corpus $(CORPUS_ARGS)
 
 release: $(STAMP)
 	$(PY) -m coursetools release
@@ -69,7 +70,7 @@ lab: $(STAMP)
 # Without CUDA it runs on the CPU and says that the CUDA run is still owed.
 GPU_PY := $(shell test -x $(PY) && echo $(PY) || echo $(or $(PYTHON),python3))
 gpu-check:
-	$(GPU_PY) -m coursetools.gpucheck $(GPU_CHECK_ARGS)
+	$(GPU_PY) -m coursetools.tools.gpucheck $(GPU_CHECK_ARGS)
 
 # Wheels for real nbgrader autograde on a GPU machine without Jupyter (gpu/device_run.sh).
 gpu-wheels: $(STAMP)

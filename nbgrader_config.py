@@ -1,21 +1,20 @@
 """nbgrader configuration for the Session 10 course unit (see README, "Instructors")."""
 import os
-import sys
 
-COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, COURSE_ROOT)  # so nbgrader can load the preprocessors in coursetools/
-
-from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
-from nbgrader.preprocessors import (  # noqa: E402
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (
     AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades, IgnorePattern, LimitOutput,
     OverwriteKernelspec, SaveAutoGrades)
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 
-from coursetools.grading import (  # noqa: E402
+# coursetools is installed (`make` runs pip install -e .); run from the course root, as nbgrader is,
+# the course's own copy comes first.
+from coursetools.core.cells import CODE_STUB
+from coursetools.grader import mathjax
+from coursetools.grader.execution import (
     HarmlessStderr, HideHiddenTests, RepairMetadata, ResilientExecute, RestoreCells, TamperCheck)
-from coursetools.markscheme import AddMarkSchemes, RemoveGraderNotes  # noqa: E402
-from coursetools import mathjax  # noqa: E402
-from coursetools.plainrun import CODE_STUB  # noqa: E402
+from coursetools.grader.markscheme import AddMarkSchemes, RemoveGraderNotes
+
+COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
 
 c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
 
@@ -46,7 +45,7 @@ c.LimitOutput.max_traceback = 100
 c.Preflight.max_notebook_mb = 50
 c.Preflight.max_file_mb = 100
 # Tampering with the checks (NumPy, PyTorch, math, builtins, convcheck, IPython) is reported to you.
-# It cannot raise a score (the tests run in the grader, coursetools/judge.py), so by default the
+# It cannot raise a score (the tests run in the grader, coursetools/grader/judge.py), so by default the
 # notebook keeps what its answers earn; True also gives its autograded tests 0 points.
 c.TamperCheck.void_on_tampering = False
 # --------------------------------------------------------------------------------------
@@ -82,7 +81,7 @@ c.Autograde.autograde_preprocessors = [
 # student's), and gets a local MathJax last (mathjax/ beside the pages: no CDN, renders offline).
 c.GenerateFeedback.preprocessors = [RemoveGraderNotes, GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor,
                                     mathjax.LocalMathJax]
-# MathJax comes from this environment (jupyter-server-mathjax): coursetools/templates/ replaces
+# MathJax comes from this environment (jupyter-server-mathjax): coursetools/grader/templates/ replaces
 # nbconvert's loader in nbgrader's feedback and formgrade templates, which stay after it.
 c.HTMLExporter.extra_template_basedirs = mathjax.template_dirs()
 c.HTMLExporter.mathjax_url = mathjax.FEEDBACK_URL

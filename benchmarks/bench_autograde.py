@@ -15,7 +15,7 @@ nothing in the repository changes. It prints, measured in one run on this machin
 3. Per notebook, for one student (the reference solution): the student's
    run-all time in a kernel (cells only, and with the kernel start), which heavy
    modules the notebook loads, its slowest cell, the same cells in one plain
-   Python process (``coursetools.plainrun``, the floor) and under nbgrader's
+   Python process (``coursetools.plain.runner``, the floor) and under nbgrader's
    autograde (the autograded notebook, hidden tests included).
 4. Throughput: N synthetic submissions (the reference spec materialized under N
    student ids) graded by sequential ``nbgrader autograde`` and by
@@ -43,11 +43,8 @@ import sys
 import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from coursetools import ASSIGNMENT  # noqa: E402
-from coursetools.course import Course  # noqa: E402
+from coursetools import ASSIGNMENT, REPO
+from coursetools.autograde.course import Course
 
 PY = sys.executable
 HEAVY = ("numpy", "matplotlib", "torch", "torchvision", "ipywidgets", "scipy", "pandas")
@@ -122,16 +119,16 @@ def machine():
 
 def template_course(workdir, notebooks=None):
     """A released copy of the course (only ``notebooks`` if given), and the reference solution's notebooks."""
-    from coursetools import cli
-    from coursetools.submissions import build_notebooks, load_spec
-    from coursetools.trial import copy_course
+    from coursetools import pipeline
+    from coursetools.autograde.submissions import build_notebooks, load_spec
+    from coursetools.tools.trial import copy_course
     course = copy_course(workdir / "template")
     if notebooks:
         for path in course.source.glob("*.ipynb"):
             if not any(path.stem.startswith(prefix) for prefix in notebooks):
                 path.unlink()
     with contextlib.redirect_stdout(sys.stderr):
-        cli.release(course)
+        pipeline.release(course)
     spec = load_spec(REPO / "submissions" / "reference.toml")
     return course, build_notebooks(course, spec)
 
@@ -257,7 +254,7 @@ def _probe(client, notebook, code):
 def per_notebook(template, solution, workdir):
     """Student run-all, floor and autograde-view timings for each notebook of the reference solution."""
     import nbformat
-    from coursetools import plainrun
+    from coursetools.plain import runner as plainrun
     student_dir = workdir / "student-view"
     shutil.copytree(template.release, student_dir)
     course, students = class_copy(template, workdir / "profile-course", 1, solution)

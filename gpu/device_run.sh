@@ -15,21 +15,21 @@ export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH   # nbgrader runs `alembic`
 cat "$OUT/machine.txt"
 # The grading sandbox (docs/grading-guarantees.md): the machine's bubblewrap, else the one fetch_wheels.sh carried.
 command -v bwrap >/dev/null || export PATH="$PWD/${WHEELS:-.whl}/sandbox/bin:$PATH"
-python3 -m coursetools.sandbox > "$OUT/sandbox.txt" 2>&1; sandbox=$?
+python3 -m coursetools.grader.sandbox > "$OUT/sandbox.txt" 2>&1; sandbox=$?
 cat "$OUT/sandbox.txt"
 corpus_flags=""
 if [ $sandbox -ne 0 ]; then
   corpus_flags="--no-sandbox"
   echo "THE SANDBOX DID NOT START HERE: the corpus is graded with --no-sandbox (sandbox.txt says why)"
 fi
-timeout "${GPUCHECK_TIMEOUT:-420}" python3 -m coursetools.gpucheck --out "$OUT/gpu-check.md" ${GPUCHECK_ARGS:-} \
+timeout "${GPUCHECK_TIMEOUT:-420}" python3 -m coursetools.tools.gpucheck --out "$OUT/gpu-check.md" ${GPUCHECK_ARGS:-} \
   > "$OUT/gpucheck.log" 2>&1 &
 check=$!
 # nbgrader starts once the timing and tolerance parts are done, so that it does not disturb the timings
 until grep -q "memory cap probe" "$OUT/gpucheck.log" 2>/dev/null || ! kill -0 $check 2>/dev/null; do sleep 2; done
 # every spec in submissions/, graded by grade-parallel in a throw-away course copy, checked against its spec
 corpus=/tmp/session10-corpus
-timeout "${CORPUS_TIMEOUT:-420}" python3 -m coursetools.corpus --keep $corpus --workers "${CORPUS_WORKERS:-8}" \
+timeout "${CORPUS_TIMEOUT:-420}" python3 -m coursetools.tools.corpus --keep $corpus --workers "${CORPUS_WORKERS:-8}" \
   --json "$OUT/corpus.json" $corpus_flags ${CORPUS_SPECS:-} > "$OUT/nbgrader-corpus.log" 2>&1
 graded=$?
 # which device the hidden tests' reference convolutions ran on, as the feedback names it

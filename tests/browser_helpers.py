@@ -23,8 +23,6 @@ import urllib.request
 import nbformat
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # coursetools
 ARTIFACTS = REPO / "artifacts" / "browser"
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

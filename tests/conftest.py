@@ -1,26 +1,24 @@
 """Shared fixtures: a throw-away copy of the course, graded once per test session."""
 import pathlib
-import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from coursetools.autograde.course import Course
 
-from coursetools.course import Course  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 class GradedCourse:
     """A course copy after release, collect, autograde, feedback and export."""
 
     def __init__(self, course, specs):
-        from coursetools.scores import notebook_scores
+        from coursetools.autograde.scores import notebook_scores
         self.course = course
         self.specs = specs
         self.scores = notebook_scores(course)
 
     def autograded_notebook(self, student, notebook):
-        from coursetools.report import autograded_notebook
+        from coursetools.autograde.report import autograded_notebook
         return autograded_notebook(self.course, student, notebook)
 
 
@@ -47,13 +45,13 @@ def repo_course():
 @pytest.fixture(scope="session")
 def graded_course(tmp_path_factory):
     """Every spec in submissions/ autograded in one copy of the course."""
-    from coursetools import cli
-    from coursetools.trial import copy_course
+    from coursetools import pipeline
+    from coursetools.tools.trial import copy_course
     root = tmp_path_factory.mktemp("course")
     course = copy_course(root)
-    cli.release(course)
-    specs = cli.collect(course, REPO / "submissions")
-    cli.autograde(course)
-    cli.feedback(course)
-    cli.export(course, str(root / "grades.csv"))
+    pipeline.release(course)
+    specs = pipeline.collect(course, REPO / "submissions")
+    pipeline.autograde(course)
+    pipeline.feedback(course)
+    pipeline.export(course, str(root / "grades.csv"))
     return GradedCourse(course, specs)

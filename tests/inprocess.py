@@ -16,11 +16,9 @@ import pytest
 
 from conftest import REPO
 
-SESSION = REPO / "source" / "session10"
-if str(SESSION) not in sys.path:
-    sys.path.insert(0, str(SESSION))
+import convcheck  # source/session10, on the path by pyproject.toml
 
-import convcheck  # noqa: E402
+SESSION = REPO / "source" / "session10"
 
 MARKERS = re.compile(r"^\s*(###|===) ?(BEGIN|END) (SOLUTION|HIDDEN TESTS) ?(===)?\s*$")
 
@@ -99,9 +97,9 @@ def run_notebook(name, spec=None, graded_only=False):
 
 
 def refuse_library_functions(run, cells, changes):
-    """As the grader decides (coursetools.judge): every test of a from-scratch function that uses a library
+    """As the grader decides (coursetools.grader.judge): every test of a from-scratch function that uses a library
     convolution fails."""
-    from coursetools import libraryscan
+    from coursetools.grader import libraryscan
 
     def source(cell):
         return changes.get(cell["metadata"].get("nbgrader", {}).get("grade_id"), "".join(cell["source"]))

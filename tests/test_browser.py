@@ -139,9 +139,9 @@ def student_lab(tmp_path_factory, artifacts, chromium):
 
 def _prepare_course(target):
     """A course copy, released and autograded the way `coursetools trial` does it."""
-    from coursetools.cli import release
-    from coursetools.submissions import materialize
-    from coursetools.trial import copy_course
+    from coursetools.pipeline import release
+    from coursetools.autograde.submissions import materialize
+    from coursetools.tools.trial import copy_course
 
     course = copy_course(target)
     release(course)
@@ -202,7 +202,7 @@ def _require_notebook(folder, prefix, what):
 
 def _source_answers(name):
     """{grade_id: answer text} for every answer cell of a source notebook (markers removed)."""
-    from coursetools.submissions import solution_text
+    from coursetools.autograde.submissions import solution_text
 
     source = read_notebook(REPO / "source" / ASSIGNMENT / f"{name}.ipynb")
     return {grade_id(cell): (cell.cell_type, solution_text(cell.source))

@@ -8,8 +8,8 @@ import pathlib
 
 import pytest
 
-from coursetools.corpus import message_problems, score_problems
-from coursetools.submissions import load_spec
+from coursetools.tools.corpus import message_problems, score_problems
+from coursetools.autograde.submissions import load_spec
 
 SPECS = sorted((pathlib.Path(__file__).resolve().parent.parent / "submissions").glob("*.toml"))
 
@@ -43,7 +43,7 @@ def test_blank_release_scores_zero_on_code(graded_course):
 
 def test_known_wrong_submissions_are_told_their_mistake(graded_course):
     """At least 90 % of the known-wrong specs that lose points get a message naming their mistake."""
-    from coursetools.corpus import diagnosis_rate
+    from coursetools.tools.corpus import diagnosis_rate
     rate, undiagnosed = diagnosis_rate(graded_course.course, graded_course.scores, SPECS)
     print(f"diagnosis rate {rate:.1%}; undiagnosed: {undiagnosed}")
     assert rate >= 0.9, f"only {rate:.0%} diagnosed; not: {undiagnosed}"
@@ -66,7 +66,7 @@ def test_a_spec_that_expects_otherwise_is_reported(graded_course, tmp_path):
 
 
 def test_corpus_command_names_a_missing_spec(capsys, tmp_path):
-    from coursetools import corpus
+    from coursetools.tools import corpus
     with pytest.raises(SystemExit) as exit_info:
         corpus.main([str(tmp_path / "nosuch.toml")])
     assert exit_info.value.code == 2

@@ -20,8 +20,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from conftest import REPO
-from coursetools import markscheme, mathjax
-from coursetools.course import NO_SANDBOX
+from coursetools.grader import markscheme, mathjax
+from coursetools.autograde.course import NO_SANDBOX
 
 ASSIGNMENT = "ps1"
 NOTEBOOK = "maths"

@@ -1,6 +1,6 @@
-"""Verdicts decided in the grader (coursetools.judge, issue 15): plain values only, no secret in the kernel.
+"""Verdicts decided in the grader (coursetools.grader.judge, issue 15): plain values only, no secret in the kernel.
 
-The unit tests put the kernel's agent (coursetools.agent) in this process behind a JSON round trip, the
+The unit tests put the kernel's agent (coursetools.grader.agent) in this process behind a JSON round trip, the
 same text the kernel exchanges at grading. The class tests read the course that conftest grades once,
 where the hostile_verdict_* specs try to read, bend or skip the checks (their scores are asserted by
 tests/test_corpus.py)."""
@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from coursetools import agent, judge, libraryscan
+from coursetools.grader import agent, judge, libraryscan
 from conftest import REPO
 
 SOURCE = REPO / "source" / "session10"
@@ -193,7 +193,7 @@ def test_a_library_helper_in_a_handed_in_module_is_followed():
 
 def test_correct_implementations_are_not_reported():
     import nbformat
-    from coursetools import tamper
+    from coursetools.grader import tamper
     for notebook, names in (("07_convolution_from_scratch", ("conv2d", "conv2d_padded", "conv2d_full")),
                             ("10_summary", ("conv2d_forward",))):
         nb = nbformat.read(SOURCE / f"{notebook}.ipynb", as_version=4)

@@ -9,10 +9,9 @@ import pytest
 
 from conftest import REPO
 
-SOURCE = REPO / "source" / "session10"
-sys.path.insert(0, str(SOURCE))
+import convcheck
 
-import convcheck  # noqa: E402
+SOURCE = REPO / "source" / "session10"
 
 torch = pytest.importorskip("torch")
 nn = torch.nn

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from coursetools.nbtext import dumps, notebook_to_text, text_to_notebook
+from coursetools.tools.nbtext import dumps, notebook_to_text, text_to_notebook
 from conftest import REPO
 
 SOURCE = sorted((REPO / "source" / "session10").glob("*.ipynb"))

@@ -1,4 +1,4 @@
-"""Parallel autograding (coursetools.parallel): same grades as nbgrader, no lost grades, and on Dask.
+"""Parallel autograding (coursetools.autograde.parallel): same grades as nbgrader, no lost grades, and on Dask.
 
 Notebook 01 only (a course copy whose source holds nothing else), so each
 submission costs one kernel start: the whole file runs in a minute or two.
@@ -9,9 +9,10 @@ import shutil
 
 import pytest
 
-from coursetools import ASSIGNMENT, cli, parallel
-from coursetools.course import Course
-from coursetools.scores import notebook_scores
+from coursetools import ASSIGNMENT, cli, pipeline
+from coursetools.autograde import parallel
+from coursetools.autograde.course import Course
+from coursetools.autograde.scores import notebook_scores
 from conftest import REPO
 
 NOTEBOOK = "01_recap_and_motivation"
@@ -31,13 +32,13 @@ def write_spec(folder, name, text):
 @pytest.fixture(scope="module")
 def small_course(tmp_path_factory):
     """A released course copy whose assignment is notebook 01 alone, and three submission specs."""
-    from coursetools.trial import copy_course
+    from coursetools.tools.trial import copy_course
     root = tmp_path_factory.mktemp("parallel-course")
     course = copy_course(root / "course")
     for path in course.source.glob("*.ipynb"):
         if path.stem != NOTEBOOK:
             path.unlink()
-    cli.release(course)
+    pipeline.release(course)
     specs = root / "specs"
     specs.mkdir()
     paths = {
@@ -51,7 +52,7 @@ def small_course(tmp_path_factory):
 
 def class_copy(small_course, target, students):
     """A copy of the released course with ``students`` ({id: spec kind}) submitted."""
-    from coursetools.submissions import materialize
+    from coursetools.autograde.submissions import materialize
     course, specs = small_course
     shutil.copytree(course.root, target, ignore=shutil.ignore_patterns("__pycache__"))
     copy = Course(target)

@@ -2,8 +2,8 @@
 import csv
 import re
 
-from coursetools import cli
-from coursetools.scores import format_table
+from coursetools import pipeline
+from coursetools.autograde.scores import format_table
 from conftest import REPO
 
 
@@ -41,25 +41,25 @@ def test_feedback_shows_failures_without_hidden_source(graded_course):
 def test_edited_checks_module_is_restored_at_autograde(tmp_path):
     """nbgrader copies the assignment's own files over a submission's, so editing
     convcheck.py to pass everything gains nothing."""
-    from coursetools.submissions import materialize
-    from coursetools.trial import copy_course
+    from coursetools.autograde.submissions import materialize
+    from coursetools.tools.trial import copy_course
     course = copy_course(tmp_path)
-    cli.release(course)
+    pipeline.release(course)
     student = materialize(course, REPO / "submissions" / "blank.toml", "cheater")
     forged = course.submitted / student / "session10" / "convcheck.py"
     forged.write_text("def __getattr__(name):\n    return lambda *a, **k: None\n")
     course.nbgrader("autograde", "session10", "--notebook", "01_recap_and_motivation", quiet=True)
     restored = course.autograded / student / "session10" / "convcheck.py"
     assert restored.read_text() == (course.source / "convcheck.py").read_text()
-    from coursetools.scores import notebook_scores
+    from coursetools.autograde.scores import notebook_scores
     assert notebook_scores(course)[student]["01_recap_and_motivation"]["code_score"] == 0
 
 
 def test_the_sample_class_is_small_and_shows_every_kind_of_student():
     """`make grade` grades SAMPLE_CLASS: existing specs, about eight, the reference, a blank and a partial
     hand-in, typical mistakes and one hostile submission."""
-    names = [path.stem for path in cli.sample_specs(REPO / "submissions")]
+    names = [path.stem for path in pipeline.sample_specs(REPO / "submissions")]
     assert len(names) == len(set(names)) and 6 <= len(names) <= 10
     assert {"reference", "blank", "partial"} <= set(names)
     assert any(n.startswith("hostile_") for n in names) and sum(n.startswith("nb") for n in names) >= 3
-    assert len(cli.sample_specs(REPO / "submissions", everyone=True)) > len(names)
+    assert len(pipeline.sample_specs(REPO / "submissions", everyone=True)) > len(names)

@@ -1,7 +1,7 @@
-"""The plain runner (coursetools.plainrun) scores as nbgrader does, and the GPU check runs without a GPU.
+"""The plain runner (coursetools.plain.runner) scores as nbgrader does, and the GPU check runs without a GPU.
 
 The runner is what proves the GPU path on a CUDA machine without Jupyter
-(coursetools.gpucheck, docs/gpu-check.md), so its scores must be nbgrader's:
+(coursetools.tools.gpucheck, docs/gpu-check.md), so its scores must be nbgrader's:
 the reference solutions and the blank release of every notebook are run once
 each (two processes at a time) and compared, test cell by test cell, with the
 autograded notebooks of the ``graded_course`` fixture. The reference runs use
@@ -16,7 +16,8 @@ import sys
 
 import pytest
 
-from coursetools import ASSIGNMENT, plainrun
+from coursetools import ASSIGNMENT
+from coursetools.plain import runner as plainrun
 from conftest import REPO
 
 SOURCE = REPO / "source" / ASSIGNMENT
@@ -142,7 +143,7 @@ def test_gpucheck_cpu_fallback_smoke(tmp_path):
     (07's tests reach convcheck's references and tolerances through the check's logging wrappers)."""
     out = tmp_path / "gpu-check.md"
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([sys.executable, "-m", "coursetools.gpucheck", "--quick", "--notebooks", "07",
+    proc = subprocess.run([sys.executable, "-m", "coursetools.tools.gpucheck", "--quick", "--notebooks", "07",
                            "--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "no CUDA device: CPU fallback — the CUDA run is still owed" in proc.stdout

@@ -11,8 +11,7 @@ from conftest import REPO
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-sys.path.insert(0, str(REPO / "source" / "session10"))
-import plots  # noqa: E402
+import plots  # noqa: E402 - after the backend is chosen
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from coursetools import cli
-from coursetools.trial import copy_course
+from coursetools import pipeline
+from coursetools.tools.trial import copy_course
 from conftest import REPO
 
 SOURCE_DIR = REPO / "source" / "session10"
@@ -28,7 +28,7 @@ def regions(path):
 
 def test_release_is_in_step_with_source(tmp_path):
     course = copy_course(tmp_path)
-    cli.release(course)
+    pipeline.release(course)
     fresh = sorted(p.relative_to(course.release) for p in course.release.rglob("*") if p.is_file())
     committed = sorted(p.relative_to(RELEASE_DIR) for p in RELEASE_DIR.rglob("*") if p.is_file())
     assert fresh == committed, "release/ lists other files than a fresh release: run `python -m coursetools release`"

@@ -6,8 +6,8 @@ import nbformat
 import pytest
 
 from coursetools import ASSIGNMENT
-from coursetools import report
-from coursetools.scores import notebook_scores, totals
+from coursetools.autograde import report
+from coursetools.autograde.scores import notebook_scores, totals
 
 NB01, NB03, NB05 = "01_recap_and_motivation", "03_the_convolution_operation", "05_convolution_as_a_layer"
 FLIPPED_CONV_AT = '''
@@ -61,13 +61,13 @@ HAND_GRADED = ("nb01_q1_flatten_loss", NB01, 1.0)
 @pytest.fixture(scope="module")
 def small_course(tmp_path_factory):
     from nbgrader.api import Gradebook
-    from coursetools import cli
-    from coursetools.robust import grade_students
-    from coursetools.submissions import materialize
-    from coursetools.trial import copy_course
+    from coursetools import pipeline
+    from coursetools.autograde.grade import grade_students
+    from coursetools.autograde.submissions import materialize
+    from coursetools.tools.trial import copy_course
     root = tmp_path_factory.mktemp("report")
     course = copy_course(root / "course")
-    cli.release(course)
+    pipeline.release(course)
     specs = root / "specs"
     specs.mkdir()
     for name, text in SPECS.items():

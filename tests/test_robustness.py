@@ -24,11 +24,12 @@ import shutil
 import nbformat
 import pytest
 
-from coursetools import ASSIGNMENT, mathjax
-from coursetools.course import Course
-from coursetools.robust import all_events, grade_student, grade_students, load_outcomes
-from coursetools.scores import notebook_scores
-from coursetools.submissions import load_spec, materialize
+from coursetools import ASSIGNMENT
+from coursetools.grader import mathjax
+from coursetools.autograde.course import Course
+from coursetools.autograde.grade import all_events, grade_student, grade_students, load_outcomes
+from coursetools.autograde.scores import notebook_scores
+from coursetools.autograde.submissions import load_spec, materialize
 from conftest import REPO
 
 SPECS = sorted((REPO / "submissions").glob("*.toml"))
@@ -105,7 +106,7 @@ def test_misbehaviour_is_recorded_and_reported(graded_course, instructor_report,
                     and flag.get("notebook", e.get("notebook")) == e.get("notebook")
                     and flag.get("contains", "") in e["detail"]]
         assert matching, f"{student}: no {flag} among {events}"
-    from coursetools.robust import KINDS
+    from coursetools.core.events import KINDS
     for flag in load_spec(spec_path)["flag"]:
         level, label = KINDS[flag["kind"]]
         if level != "note":
@@ -115,14 +116,14 @@ def test_misbehaviour_is_recorded_and_reported(graded_course, instructor_report,
 
 @pytest.fixture(scope="module")
 def instructor_report(graded_course):
-    from coursetools import report
+    from coursetools.autograde import report
     path, text = report.write(graded_course.course)
     assert path.read_text() == text
     return text
 
 
 def test_preflight_quarantines_and_loses_nothing(tmp_path):
-    from coursetools.preflight import preflight
+    from coursetools.autograde.preflight import preflight
     course = Course(tmp_path)
     for folder in (course.source, course.release):
         folder.mkdir(parents=True)
@@ -150,7 +151,7 @@ def test_preflight_quarantines_and_loses_nothing(tmp_path):
 
 def test_report_tallies_the_class_mistakes(graded_course, instructor_report):
     """Every failure a spec expects is in the report's data; diagnoses are counted per student across the class."""
-    from coursetools import report
+    from coursetools.autograde import report
     data = report.collect(graded_course.course)
     for spec_path in SPECS:
         for message in load_spec(spec_path)["message"]:
@@ -231,7 +232,7 @@ def test_no_false_alarm_on_honest_submissions(graded_course):
 
 
 def test_source_scan_unit():
-    from coursetools.tamper import scan_notebook
+    from coursetools.grader.tamper import scan_notebook
 
     def scan(code, setup="import numpy as np\nimport convcheck\n"):
         nb = nbformat.v4.new_notebook(cells=[
@@ -314,7 +315,7 @@ def test_feedback_holds_no_hidden_test_or_solution(graded_course):
 
 def test_a_hidden_line_never_reaches_the_students_output(graded_course):
     """hostile_stderr warns with its caller's line every time a test calls it. The tests run in the grader
-    (coursetools.judge), so the caller is never a hidden test: no hidden line is in the autograded notebook
+    (coursetools.grader.judge), so the caller is never a hidden test: no hidden line is in the autograded notebook
     or the feedback."""
     course = graded_course.course
     submitted = json.loads((course.submitted / "hostile_stderr" / ASSIGNMENT / "03_the_convolution_operation.ipynb")
@@ -332,7 +333,7 @@ def test_a_hidden_line_never_reaches_the_students_output(graded_course):
 def test_feedback_cuts_a_hidden_line_from_any_output(graded_course):
     """The feedback's last line of defence: an output line quoting a hidden test or a solution is replaced."""
     import nbformat
-    from coursetools.grading import REDACTED, HideHiddenTests
+    from coursetools.grader.execution import REDACTED, HideHiddenTests
     course = graded_course.course
     nb = nbformat.read(course.autograded / "hostile_stderr" / ASSIGNMENT / "03_the_convolution_operation.ipynb",
                        as_version=4)
@@ -502,8 +503,9 @@ def test_without_the_sandbox_a_changed_course_stops_the_run(graded_course, tmp_p
     """--no-sandbox grades as before the sandbox: files written while graded are swept into quarantine,
     a file planted among the sources stops the run with a clear message (from the CLI: one line, no
     traceback), and the report says that the grading ran without the sandbox."""
-    from coursetools import cli, manifest
-    from coursetools import report as instructor_report
+    from coursetools import cli
+    from coursetools.autograde import manifest
+    from coursetools.autograde import report as instructor_report
     course = copy_graded(graded_course, tmp_path / "course")
     course.sandbox = False
     planter = materialize(course, write_spec(tmp_path, "planter", PLANTER))
@@ -539,7 +541,7 @@ def test_a_manual_score_on_a_voided_notebook_is_named(graded_course, tmp_path):
     """A hand-given score on a test of a flagged notebook raises it above what the grader gave: the report
     names it under Needs attention; the same score on an unflagged notebook is the formgrader's business."""
     from nbgrader.api import Gradebook
-    from coursetools import report as instructor_report
+    from coursetools.autograde import report as instructor_report
     course = copy_graded(graded_course, tmp_path / "course", ["hostile_math_tamper", "reference"])
     with Gradebook(f"sqlite:///{course.db}") as gradebook:
         for student in ("hostile_math_tamper", "reference"):

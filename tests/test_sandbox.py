@@ -1,4 +1,4 @@
-"""The grading sandbox (coursetools.sandbox, issue 14): what a graded notebook sees, changes and leaves behind.
+"""The grading sandbox (coursetools.grader.sandbox, issue 14): what a graded notebook sees, changes and leaves behind.
 
 The unit tests start sandboxed kernels directly. The class tests read the course that conftest grades
 once, where ``hostile_sandbox_escape`` tries every way out while ``hostile_sandbox_victim`` is graded
@@ -13,8 +13,10 @@ import sys
 
 import pytest
 
-from coursetools import ASSIGNMENT, manifest, sandbox
-from coursetools.course import Course
+from coursetools import ASSIGNMENT
+from coursetools.autograde import manifest
+from coursetools.grader import sandbox
+from coursetools.autograde.course import Course
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 MARKER = "session10-sandbox-escape"
@@ -179,7 +181,7 @@ def test_the_cli_refuses_without_bubblewrap(tmp_path):
 
 
 def test_manifest_sees_content_changes_that_keep_size_and_mtime(tmp_path):
-    from coursetools.trial import copy_course
+    from coursetools.tools.trial import copy_course
     course = copy_course(tmp_path / "course")
     before = manifest.take(course)
     path = course.source / "convcheck.py"

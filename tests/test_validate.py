@@ -6,8 +6,8 @@ import sys
 
 import nbformat
 
-from coursetools.course import Course
-from coursetools.submissions import build_notebooks
+from coursetools.autograde.course import Course
+from coursetools.autograde.submissions import build_notebooks
 from conftest import REPO
 
 NOTEBOOK = "01_recap_and_motivation"

@@ -17,7 +17,7 @@ the exercise's own tools and are not reported.
 """
 import ast
 
-from coursetools.tamper import _dotted  # 'a.b.c' for a chain of names and attributes
+from coursetools.grader.tamper import _dotted  # 'a.b.c' for a chain of names and attributes
 
 CONVOLUTIONS = {"convolve", "convolve2d", "correlate", "correlate2d", "fftconvolve", "oaconvolve", "conv1d",
                 "conv2d", "conv3d", "Conv1d", "Conv2d", "Conv3d", "filter2D", "conv_transpose2d", "convolution",

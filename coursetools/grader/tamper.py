@@ -26,7 +26,7 @@ pass. Two independent layers look for that:
     imported (``np = ...``), stack inspection.
 
 * **The runtime guard** (``GUARD_SOURCE``) is installed in the kernel by
-  ``coursetools.grading.ResilientExecute`` before the first cell runs, and
+  ``coursetools.grader.execution.ResilientExecute`` before the first cell runs, and
   asked after every code cell. It finds, whatever the code that did it:
   functions or callable objects defined in the notebook that sit in a
   protected module (``np.abs = lambda ...`` written as
@@ -36,7 +36,7 @@ pass. Two independent layers look for that:
   (trace, profile, excepthook, displayhook, import hooks) or the IPython
   input transformers and events.
 
-Policy (``coursetools.grading.TamperCheck``): *tampering* voids the notebook's
+Policy (``coursetools.grader.execution.TamperCheck``): *tampering* voids the notebook's
 autograded tests (each scores 0, with a message saying why) and is listed in
 the instructor's report; *suspicious* is only listed. An instructor who
 disagrees overrides the scores in the formgrader.

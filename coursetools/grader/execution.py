@@ -17,9 +17,9 @@ what each guarantees and which limits are configured):
   it arrives, and survives a dead or unresponsive kernel: the cells after it are
   marked as not run instead of failing the notebook (nbgrader would delete the
   student's whole autograded folder). It installs the runtime tamper guard
-  (``coursetools.tamper``) and asks it after every code cell. What happened
+  (``coursetools.grader.tamper``) and asks it after every code cell. What happened
   is recorded in the notebook's metadata (``metadata.coursetools.events``).
-* ``TamperCheck`` scans the student's code (``coursetools.tamper``) and, on
+* ``TamperCheck`` scans the student's code (``coursetools.grader.tamper``) and, on
   tampering found by the scan or the guard, voids the notebook's autograded
   tests: each gets an error output, so it scores 0, and the feedback says why.
 * ``HarmlessStderr`` stops stderr text (library warnings) from zeroing a test
@@ -49,7 +49,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, OverwriteCells
 from traitlets import Bool, Integer, Unicode
 
-from coursetools import judge, sandbox, tamper
+from coursetools.grader import judge, sandbox, tamper
 
 HIDDEN_REGION = re.compile(r"[ \t]*#+ *BEGIN HIDDEN TESTS.*?END HIDDEN TESTS[^\n]*\n?", re.S)
 HIDDEN_NOTE = "# (hidden tests ran here; their code is not part of the feedback)\n"
@@ -198,11 +198,11 @@ class ResilientExecute(Execute):
         5_000_000, help="All output data kept per cell while it runs (images included); 0 for no limit."
     ).tag(config=True)
     tamper_guard = Bool(
-        True, help="Install the runtime tamper guard (coursetools.tamper) and ask it after every code cell."
+        True, help="Install the runtime tamper guard (coursetools.grader.tamper) and ask it after every code cell."
     ).tag(config=True)
     guard_timeout = Integer(30, help="Seconds to wait for the tamper guard's answer.").tag(config=True)
     sandbox = Bool(
-        True, help="Run each notebook's kernel in its own bubblewrap sandbox (coursetools.sandbox). "
+        True, help="Run each notebook's kernel in its own bubblewrap sandbox (coursetools.grader.sandbox). "
                    "False only with --no-sandbox: the student's code then runs with the grader's file access."
     ).tag(config=True)
     max_processes = Integer(
@@ -212,7 +212,7 @@ class ResilientExecute(Execute):
         config=True)
     scratch_mb = Integer(512, help="Size of the sandbox's own /tmp and of its HOME, in MiB each.").tag(config=True)
     judge_tests = Bool(
-        True, help="Run graded test cells in the grader (coursetools.judge), calling the student's code in the "
+        True, help="Run graded test cells in the grader (coursetools.grader.judge), calling the student's code in the "
                    "kernel only to observe it; False runs them in the kernel as plain nbgrader does."
     ).tag(config=True)
     interrupt_grace = Integer(10, help="Seconds a student's call may take to stop once interrupted.").tag(config=True)
@@ -363,7 +363,7 @@ class ResilientExecute(Execute):
         self._event("timeout", why, cell, index, seconds=timeout)
 
     def _judge_cell(self, cell, index, timeout):
-        """Decide a graded test cell in the grader (coursetools.judge); the kernel only answers requests."""
+        """Decide a graded test cell in the grader (coursetools.grader.judge); the kernel only answers requests."""
         self._judge_deadline = time.monotonic() + (timeout or 24 * 3600)
         self._judge_interrupted = False
         cell.outputs = []

@@ -1,6 +1,6 @@
 """The GPU path, proven on a CUDA machine (issue 9).
 
-    python3 -m coursetools.gpucheck [--out reports/gpu-check.md] [--jobs N] [--quick]
+    python3 -m coursetools.tools.gpucheck [--out reports/gpu-check.md] [--jobs N] [--quick]
     make gpu-check
 
 The hidden tests compare students' code with PyTorch's convolution on
@@ -10,7 +10,7 @@ Python, torch and numpy (matplotlib, ipywidgets and IPython are stubbed when
 missing), runs from the repository root, and checks:
 
 1. reference: every notebook in source/session10 (solutions and hidden tests)
-   run by ``coursetools.plainrun``: full marks, and every reference
+   run by ``coursetools.plain.runner``: full marks, and every reference
    convolution (``convcheck._torch_conv``) and every tolerance
    (``convcheck.tolerance``) logged with its device: on a GPU machine all
    must be ``cuda``. With CUDA it runs the notebooks that compare on the GPU
@@ -43,7 +43,7 @@ import tempfile
 import sys
 import time
 
-from coursetools import plainrun
+from coursetools.plain import runner as plainrun
 
 REPO = plainrun.REPO
 SOURCE_DIR = plainrun.SOURCE_DIR
@@ -557,7 +557,7 @@ def render(report):
     if report.get("memory_cap"):
         lines.append("## 0. torch under the autograder's memory cap")
         lines.append("")
-        lines.append("RLIMIT_DATA as `coursetools.grading.ResilientExecute` sets it on the kernel "
+        lines.append("RLIMIT_DATA as `coursetools.grader.execution.ResilientExecute` sets it on the kernel "
                      "(nbgrader_config.py); every notebook process below runs under it.")
         lines.append("")
         lines.append("| cap | result |")
@@ -727,7 +727,7 @@ def memory_cap_probe(limit_mb):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python3 -m coursetools.gpucheck", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python3 -m coursetools.tools.gpucheck", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "reports" / "gpu-check.md",
                         help="markdown report (default reports/gpu-check.md); the JSON goes beside it")
@@ -764,7 +764,7 @@ def main(argv=None):
     # each notebook process gets its share of the cores
     child_env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // workers))}
     report = dict(environment=env, want_device="cuda" if cuda else "cpu", workers=workers, timeout=args.timeout,
-                  command="python3 -m coursetools.gpucheck " + " ".join(argv if argv is not None else sys.argv[1:]),
+                  command="python3 -m coursetools.tools.gpucheck " + " ".join(argv if argv is not None else sys.argv[1:]),
                   notebooks=notebooks, summary={})
 
     if "tolerance" not in args.skip:

@@ -15,7 +15,7 @@ class Course:
 
     def __init__(self, root=REPO, sandbox=True):
         self.root = pathlib.Path(root).resolve()
-        self.sandbox = sandbox  # False only with --no-sandbox (coursetools.sandbox)
+        self.sandbox = sandbox  # False only with --no-sandbox (coursetools.grader.sandbox)
         self.source = self.root / "source" / ASSIGNMENT
         self.release = self.root / "release" / ASSIGNMENT
         self.submitted = self.root / "submitted"
@@ -53,9 +53,9 @@ class Course:
         return [NO_SANDBOX] if args and str(args[0]) == "autograde" and not self.sandbox else []
 
     def require_sandbox(self):
-        """Raise coursetools.sandbox.SandboxUnavailable (saying how to fix it) unless grading can be sandboxed."""
+        """Raise coursetools.grader.sandbox.SandboxUnavailable (saying how to fix it) unless grading can be sandboxed."""
         if self.sandbox:
-            from coursetools.sandbox import check_available
+            from coursetools.grader.sandbox import check_available
             check_available()
 
     def sync_data(self):

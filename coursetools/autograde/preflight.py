@@ -26,19 +26,11 @@ import pathlib
 import nbformat
 
 from coursetools import ASSIGNMENT
+from coursetools.core.events import event
 
 QUARANTINE = "quarantine"
 NBGRADER_FILES = {"submission_secret.txt", "timestamp.txt"}  # nbgrader's own submit and collect write these
 IGNORED = {".ipynb_checkpoints", "__pycache__", ".DS_Store", *NBGRADER_FILES}
-
-
-def event(kind, detail, notebook=None, **extra):
-    """One thing the instructor's report should say about a submission."""
-    record = {"kind": kind, "detail": detail}
-    if notebook:
-        record["notebook"] = notebook
-    record.update(extra)
-    return record
 
 
 def quarantine_dir(course, student):

@@ -1,6 +1,6 @@
 """The grader's agent inside a graded kernel: it calls the student's code and reports what came back.
 
-At grading, test cells do not run in the student's kernel (``coursetools.judge`` runs them in
+At grading, test cells do not run in the student's kernel (``coursetools.grader.judge`` runs them in
 the grader). When a test reads a student's variable or calls a student's function, the grader
 sends this agent one request, and the agent answers with plain data. Its source is sent into
 the kernel when the kernel starts (``source()``); it imports nothing from the course.

@@ -459,7 +459,7 @@ def probe(paths=()):
     return seen
 
 
-if __name__ == "__main__":  # python -m coursetools.sandbox: can this machine sandbox the grading?
+if __name__ == "__main__":  # python -m coursetools.grader.sandbox: can this machine sandbox the grading?
     check_available()
     course = [os.path.join(os.getcwd(), name) for name in ("nbgrader_config.py", "source", "gradebook.db", "submitted",
                                                           "coursetools")]

@@ -11,8 +11,9 @@ import pathlib
 import shutil
 import tempfile
 
-from coursetools import ASSIGNMENT, REPO, manifest
-from coursetools.course import Course
+from coursetools import ASSIGNMENT, REPO
+from coursetools.autograde import manifest
+from coursetools.autograde.course import Course
 
 COURSE_FILES = ["source", "data", "nbgrader_config.py", "coursetools", "course"]
 
@@ -32,7 +33,7 @@ def copy_course(target, root=REPO, sandbox=True):
 
 def failing_cells(course, student, notebook):
     """(grade_id, the error) for each autograded test cell that failed."""
-    from coursetools.report import autograded_notebook, failing_tests
+    from coursetools.autograde.report import autograded_notebook, failing_tests
     graded = autograded_notebook(course, student, notebook)
     if graded is None:
         return [("(notebook)", "not autograded")]
@@ -40,9 +41,9 @@ def failing_cells(course, student, notebook):
 
 
 def run_trial(specs, notebook=None, keep=None, sandbox=True):
-    from coursetools.cli import release
-    from coursetools.scores import format_table, notebook_scores
-    from coursetools.submissions import materialize
+    from coursetools.pipeline import release
+    from coursetools.autograde.scores import format_table, notebook_scores
+    from coursetools.autograde.submissions import materialize
 
     workdir = pathlib.Path(keep or tempfile.mkdtemp(prefix="session10-trial-"))
     course = copy_course(workdir, sandbox=sandbox)

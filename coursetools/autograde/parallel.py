@@ -8,7 +8,7 @@ nbgrader grades one submission after another. Here each submission is one job,
 graded by the same per-student logic as ``python -m coursetools autograde``,
 and the jobs run in a pool of long-lived worker processes:
 
-* **The same per-student logic.** A job is ``coursetools.robust.grade_student``
+* **The same per-student logic.** A job is ``coursetools.autograde.grade.grade_student``
   (preflight, nbgrader autograde, a per-notebook retry on failure, the outcome
   record in reports/outcomes/), handed a ``WorkerCourse``.
 * **In-process nbgrader.** A ``WorkerCourse`` runs each ``nbgrader autograde
@@ -55,8 +55,9 @@ import threading
 import time
 import traceback
 
-from coursetools import ASSIGNMENT, manifest
-from coursetools.course import NO_SANDBOX, Course
+from coursetools import ASSIGNMENT
+from coursetools.autograde import manifest
+from coursetools.autograde.course import NO_SANDBOX, Course
 
 SQLITE_TIMEOUT = 300          # seconds a worker waits for the gradebook's write lock
 LOCK_ERROR = "database is locked"
@@ -200,11 +201,11 @@ class WorkerCourse(Course):
 # ----------------------------------------------------------------------------- one job: one student
 
 def _grade_student_function():
-    """The per-student grading of ``python -m coursetools autograde`` (coursetools.robust.grade_student:
+    """The per-student grading of ``python -m coursetools autograde`` (coursetools.autograde.grade.grade_student:
     preflight, nbgrader, per-notebook retry, outcome record)."""
     try:
-        from coursetools.robust import grade_student
-    except ImportError:  # a course copy made before coursetools.robust existed
+        from coursetools.autograde.grade import grade_student
+    except ImportError:  # a course copy made before coursetools.autograde.grade existed
         return None
     return grade_student
 
@@ -295,7 +296,7 @@ def local_executor(workers, log_path=os.devnull):
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if "forkserver" in methods:
-        context.set_forkserver_preload(["coursetools.parallel", "coursetools.robust", "nbgrader.apps.nbgraderapp"])
+        context.set_forkserver_preload(["coursetools.autograde.parallel", "coursetools.autograde.grade", "nbgrader.apps.nbgraderapp"])
     return concurrent.futures.ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=_quiet_worker, initargs=(str(log_path),))
 
@@ -384,7 +385,7 @@ def grade_parallel(course, students=None, workers=None, scheduler=None, db_url=N
 
 def main(course, students=None, workers=None, scheduler=None, db_url=None, progress=True):
     """The ``grade-parallel`` command: grade, print a summary and the failures; exit 1 on any failure."""
-    from coursetools.sandbox import SandboxUnavailable
+    from coursetools.grader.sandbox import SandboxUnavailable
     try:
         outcomes = grade_parallel(course, students, workers, scheduler, db_url, progress)
     except (FileNotFoundError, SandboxUnavailable, manifest.CourseFilesChanged) as error:

@@ -24,7 +24,7 @@ on. Files nbgrader's own submit and collect write (``submission_secret.txt``, ``
 are not reported as extra files.
 
 Sources: the gradebook (scores), ``reports/outcomes/<student>.json`` (written by
-``coursetools.robust.grade_student``) and the autograded notebooks (messages,
+``coursetools.autograde.grade.grade_student``) and the autograded notebooks (messages,
 and the events the grading preprocessors recorded in them).
 """
 import collections
@@ -33,8 +33,10 @@ import json
 import re
 
 from coursetools import ASSIGNMENT
-from coursetools.preflight import NBGRADER_FILES  # filtered here too, for records made before
-from coursetools.robust import KINDS, all_events, load_limits, load_outcomes
+from coursetools.autograde.preflight import NBGRADER_FILES  # filtered here too, for records made before
+from coursetools.autograde.grade import all_events, load_outcomes
+from coursetools.core.events import KINDS, severity
+from coursetools.core.limits import load_limits
 
 REPORT = "reports/report.md"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -185,7 +187,7 @@ def nbgrader_file(event):
 
 def collect(course):
     """Everything the report shows, as data: dict(students, notebooks, scores, outcomes, mistakes, failures)."""
-    from coursetools.scores import notebook_scores
+    from coursetools.autograde.scores import notebook_scores
     notebooks = course.notebooks()
     scores = notebook_scores(course) if course.db.exists() else {}
     outcomes = load_outcomes(course)
@@ -201,7 +203,7 @@ def collect(course):
     for student in students:
         record = outcomes.get(student, {})
         events[student] = [e for e in all_events(record) if not nbgrader_file(e)]
-        flagged = {e.get("notebook") for e in events[student] if KINDS.get(e["kind"], ("note",))[0] == "alarm"}
+        flagged = {e.get("notebook") for e in events[student] if severity(e["kind"]) == "alarm"}
         for notebook in notebooks:
             status = record.get("notebooks", {}).get(notebook, {}).get("status", "graded")
             nb = autograded_notebook(course, student, notebook) if status in ("graded", "kept_earlier") else None
@@ -211,7 +213,7 @@ def collect(course):
             meta = nb.get("metadata", {}).get("coursetools", {})
             if meta.get("sandbox") == "off":
                 unsandboxed.add((student, notebook))
-            alarm = any(KINDS.get(e.get("kind"), ("note",))[0] == "alarm" for e in meta.get("events", []))
+            alarm = any(severity(e.get("kind")) == "alarm" for e in meta.get("events", []))
             if meta.get("voided") or alarm or notebook in flagged or None in flagged:
                 events[student] += manual_overrides(course, student, notebook, nb)
             if meta.get("voided"):
@@ -294,10 +296,10 @@ def _cell(entry, letters, status, blank=False):
 
 def render(course, data=None):
     """The report as Markdown text."""
-    from coursetools.scores import total_text, totals, written_text
+    from coursetools.autograde.scores import total_text, totals, written_text
     data = data or collect(course)
     notebooks, students = data["notebooks"], data["students"]
-    limits = load_limits(course)
+    limits = load_limits(course.root)
     lines = [f"# Autograding report: {ASSIGNMENT}", "",
              f"{datetime.datetime.now():%Y-%m-%d %H:%M}. {plural(len(students), 'student')}, "
              f"{plural(len(notebooks), 'notebook')}. "
@@ -381,7 +383,7 @@ def render(course, data=None):
         lines += [f"- {student}: {', '.join(names)}" for student, names in by_student.items()]
 
     notes = [(s, e) for s in students for e in data["events"].get(s, [])
-             if KINDS.get(e["kind"], ("note",))[0] == "note" and e["kind"] != "missing_notebook"]
+             if severity(e["kind"]) == "note" and e["kind"] != "missing_notebook"]
     if notes:
         lines += ["", "## Notes", ""]
         for student, e in notes:

@@ -5,7 +5,7 @@ kernel. The judge runs the instructor's test code, hidden tests included, in the
 Python, with the grader's trusted copy of the checks module (``convcheck`` from ``source/``) and
 the grader's NumPy and PyTorch (``nn.Conv2d`` on the GPU where there is one). Whenever the test
 reads a name it does not define (``conv2d``, ``hand_41``, ``I_41``), the judge asks the kernel's
-agent (``coursetools.agent``) for it; a student's function comes back as a ``RemoteFunction``
+agent (``coursetools.grader.agent``) for it; a student's function comes back as a ``RemoteFunction``
 whose calls run in the kernel on the inputs the test chose, and whose results come back as plain
 data. So the kernel never holds an expected value, a tolerance, a reference or the test code,
 nothing it does can turn a failed comparison into a pass, and a lying object (``__array__``,
@@ -33,7 +33,7 @@ import weakref
 
 import numpy as np
 
-from coursetools import agent, libraryscan, tamper
+from coursetools.grader import agent, libraryscan, tamper
 
 COURSE_MODULES = ("convcheck", "coursedata", "plots")   # shipped modules: the grader loads its own copies
 TRUSTED_TYPES = ("torch.", "numpy.")                   # classes a handle may claim to be (for isinstance)

@@ -1,6 +1,6 @@
 """The sample corpus against its specs: every expected score and every named diagnosis.
 
-    python -m coursetools.corpus [--workers N] [--keep DIR] [--json FILE] [SPEC.toml ...]
+    python -m coursetools.tools.corpus [--workers N] [--keep DIR] [--json FILE] [SPEC.toml ...]
 
 Copies the course to a throw-away folder, regenerates the release there, collects the
 specs in submissions/ (or the ones given), autogrades them all with ``grade-parallel``,
@@ -17,12 +17,12 @@ import tempfile
 import time
 
 from coursetools import REPO
-from coursetools.plainrun import expected_code_score
+from coursetools.plain.runner import expected_code_score
 
 
 def score_problems(course, scores, spec_path):
     """How the graded code points of the submission made from ``spec_path`` differ from its spec."""
-    from coursetools.submissions import load_spec
+    from coursetools.autograde.submissions import load_spec
     spec = load_spec(spec_path)
     student = pathlib.Path(spec_path).stem
     row = scores.get(student) or {}
@@ -41,8 +41,8 @@ def score_problems(course, scores, spec_path):
 
 def message_problems(course, spec_path):
     """Each [[message]] of the spec that its graded cell's error does not contain."""
-    from coursetools.report import autograded_notebook, failing_tests
-    from coursetools.submissions import load_spec
+    from coursetools.autograde.report import autograded_notebook, failing_tests
+    from coursetools.autograde.submissions import load_spec
     student = pathlib.Path(spec_path).stem
     problems = []
     for message in load_spec(spec_path)["message"]:
@@ -61,8 +61,8 @@ def diagnosis_rate(course, scores, spec_paths):
     A spec counts as diagnosed when one of its [[message]] texts is found in a failing test whose
     message goes beyond expected and got: a "likely mistake:" or "hint:" line that names the mistake.
     """
-    from coursetools.report import autograded_notebook, failing_tests
-    from coursetools.submissions import load_spec
+    from coursetools.autograde.report import autograded_notebook, failing_tests
+    from coursetools.autograde.submissions import load_spec
     wrong, undiagnosed = [], []
     for path in spec_paths:
         stem = pathlib.Path(path).stem
@@ -88,13 +88,13 @@ def diagnosis_rate(course, scores, spec_paths):
 def check(course, spec_paths, scores=None):
     """{spec stem: [problems]} for a graded course."""
     if scores is None:
-        from coursetools.scores import notebook_scores
+        from coursetools.autograde.scores import notebook_scores
         scores = notebook_scores(course)
     return {pathlib.Path(p).stem: score_problems(course, scores, p) + message_problems(course, p) for p in spec_paths}
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m coursetools.corpus", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m coursetools.tools.corpus", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("specs", nargs="*", type=pathlib.Path, help="spec files (default: submissions/*.toml)")
     parser.add_argument("--workers", type=int, default=None, help="grade-parallel workers (default: one per core)")
@@ -103,11 +103,11 @@ def main(argv=None):
     parser.add_argument("--no-sandbox", action="store_true", help="grade without the bubblewrap sandbox")
     args = parser.parse_args(argv)
 
-    from coursetools.cli import release
-    from coursetools.parallel import grade_parallel
-    from coursetools.scores import format_table, notebook_scores
-    from coursetools.submissions import materialize
-    from coursetools.trial import copy_course
+    from coursetools.pipeline import release
+    from coursetools.autograde.parallel import grade_parallel
+    from coursetools.autograde.scores import format_table, notebook_scores
+    from coursetools.autograde.submissions import materialize
+    from coursetools.tools.trial import copy_course
 
     spec_paths = args.specs or sorted((REPO / "submissions").glob("*.toml"))
     missing = [str(path) for path in spec_paths if not path.is_file()]

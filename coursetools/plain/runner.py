@@ -1,8 +1,8 @@
 """Run a notebook's code cells in one plain Python process and score its tests as nbgrader would.
 
-    python -m coursetools.plainrun source/session10/07_convolution_from_scratch.ipynb
-    python -m coursetools.plainrun --spec submissions/nb07_flipped_kernel.toml
-    python -m coursetools.plainrun --json results.json source/session10/*.ipynb
+    python -m coursetools.plain.runner source/session10/07_convolution_from_scratch.ipynb
+    python -m coursetools.plain.runner --spec submissions/nb07_flipped_kernel.toml
+    python -m coursetools.plain.runner --json results.json source/session10/*.ipynb
 
 No Jupyter, nbgrader, nbformat or IPython is needed: this module imports only
 the standard library, so it runs on a GPU machine that has nothing but Python,
@@ -29,13 +29,13 @@ What it does, per notebook:
   ``Execute.timeout``); a cell over it fails with ``CellTimeoutError`` and the
   next cells still run. A process that dies (``os._exit``, a crash) or hangs
   in C code past the limit fails that cell, and the cells after it are marked
-  not run (``KernelDied``), as ``coursetools.grading.ResilientExecute`` does.
+  not run (``KernelDied``), as ``coursetools.grader.execution.ResilientExecute`` does.
 * A graded test cell (nbgrader ``grade=true``, not a solution) scores as in
   ``nbgrader.utils.determine_grade``: 0 on an error, partial credit when its
   last expression's value is a number, else full ``points``. stderr output
-  does not fail a test (``coursetools.grading.HarmlessStderr``).
+  does not fail a test (``coursetools.grader.execution.HarmlessStderr``).
 
-A submission spec (``submissions/*.toml``, see ``coursetools/submissions.py``)
+A submission spec (``submissions/*.toml``, see ``coursetools/autograde/submissions.py``)
 is turned into cells the way ``build_notebooks`` plus nbgrader's autograde do:
 answer cells from the spec (the solution, or the release's stub, or the spec's
 own source), test and read-only cells from source/ with their hidden tests.
@@ -68,7 +68,7 @@ STARTUP_TIMEOUT = 120         # imports and the prelude, before the first cell
 KILL_GRACE = 10               # seconds past a cell's limit before the process is killed
 STDOUT_LIMIT = 20000          # characters of a cell's output kept in the result
 
-SOLUTION_MARKERS = re.compile(r"^\s*(###|===) ?(BEGIN|END) SOLUTION ?(===)?\s*$")  # as coursetools.submissions
+SOLUTION_MARKERS = re.compile(r"^\s*(###|===) ?(BEGIN|END) SOLUTION ?(===)?\s*$")  # as coursetools.autograde.submissions
 # What the release puts in place of a solution (nbgrader_config.py gives it to ClearSolutions): running
 # an untouched answer says what to do instead of a bare NotImplementedError.
 CODE_STUB = '# YOUR CODE HERE\nraise NotImplementedError("not written yet: replace this line with your code")'
@@ -118,7 +118,7 @@ def code_cells(notebook):
 
 
 def solution_text(source):
-    """The answer inside a source cell: its solution region, markers removed (coursetools.submissions)."""
+    """The answer inside a source cell: its solution region, markers removed (coursetools.autograde.submissions)."""
     return "\n".join(line for line in source.splitlines() if not SOLUTION_MARKERS.match(line))
 
 
@@ -247,7 +247,7 @@ def parse_toml_subset(text):
 
 
 def load_spec(path):
-    """A submission spec with the defaults of ``coursetools.submissions.load_spec``."""
+    """A submission spec with the defaults of ``coursetools.autograde.submissions.load_spec``."""
     spec = _load_toml(path)
     spec.setdefault("base", "solution")
     spec.setdefault("cell", [])
@@ -260,7 +260,7 @@ def source_notebooks(source_dir=SOURCE_DIR):
     return sorted(p.stem for p in pathlib.Path(source_dir).glob("*.ipynb"))
 
 
-# Spec keys (coursetools/submissions.py) that only nbgrader's sanitizing and robustness layer
+# Spec keys (coursetools/autograde/submissions.py) that only nbgrader's sanitizing and robustness layer
 # (RepairMetadata, RestoreCells, Preflight, TamperCheck) gives a meaning to.
 _LAYER_KEYS = ("omit", "raw_notebook", "file", "symlink", "flag")
 _LAYER_CELL_KEYS = ("cell_type", "nbgrader", "strip_nbgrader")
@@ -271,7 +271,7 @@ def spec_unsupported(spec):
     reasons = []
     for key in _LAYER_KEYS:
         if spec.get(key):
-            reasons.append(f"[{key}]" + (" (tampering, robustness events: coursetools/tamper.py, robust.py)"
+            reasons.append(f"[{key}]" + (" (tampering, robustness events: coursetools/grader/tamper.py, coursetools/core/events.py)"
                                          if key == "flag" else ""))
     for change in spec.get("cell", []):
         keys = [k for k in _LAYER_CELL_KEYS if k in change]
@@ -283,7 +283,7 @@ def spec_unsupported(spec):
 def spec_cells(spec, name, source_dir=SOURCE_DIR):
     """The code cells nbgrader's autograde would run for notebook ``name`` of a spec.
 
-    Same result as ``coursetools.submissions.build_notebooks`` followed by
+    Same result as ``coursetools.autograde.submissions.build_notebooks`` followed by
     autograde's OverwriteCells: answer cells from the spec, everything locked
     or graded from source/ (hidden tests included).
     """
@@ -497,7 +497,7 @@ def run_cells(cells, cwd, timeout=DEFAULT_TIMEOUT, prelude=None, env=None, pytho
             results[running] = dict(status="error", ename="KernelDied",
                                     evalue=f"the process died while running this cell (exit status {proc.returncode})",
                                     seconds=time.monotonic() - running_since)
-    from coursetools import libraryscan  # here, not at the top: the child runs this file as a script
+    from coursetools.grader import libraryscan  # here, not at the top: the child runs this file as a script
     cell_results, tests, score, max_score = [], [], 0.0, 0.0
     student = [c["source"] for c in cells if c["kind"] in ("solution", "code")]
     from_scratch = libraryscan.tested_from_scratch([c["source"] for c in cells
@@ -515,7 +515,7 @@ def run_cells(cells, cwd, timeout=DEFAULT_TIMEOUT, prelude=None, env=None, pytho
             except ValueError as problem:  # nbgrader's autograde stops on this; here the cell scores 0
                 got, error = 0.0, f"ValueError: {problem}"
             refused = libraryscan.refusal(cell["source"], from_scratch, student)
-            if refused:  # as the grader decides it (coursetools.judge)
+            if refused:  # as the grader decides it (coursetools.grader.judge)
                 got, error = 0.0, f"CheckFailure: {refused}"
             score += got
             max_score += points
@@ -1027,7 +1027,7 @@ def _child_main():
 # ---------------------------------------------------------------- command line
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m coursetools.plainrun", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m coursetools.plain.runner", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", type=pathlib.Path, help="notebooks to run (default with --spec: "
                         "the spec's notebooks)")

@@ -1,14 +1,14 @@
 """Autograde one student so that nothing a submission does can stop the class being graded.
 
 ``grade_student(course, student)`` is the unit of work of the parallel runner
-(``coursetools.parallel``); ``grade_students(course, students)`` does the same for a
+(``coursetools.autograde.parallel``); ``grade_students(course, students)`` does the same for a
 list with one nbgrader run for all of them first (``python -m coursetools autograde``):
 
-1. **Preflight** (``coursetools.preflight``): unreadable notebooks, links out of
+1. **Preflight** (``coursetools.autograde.preflight``): unreadable notebooks, links out of
    the submission and oversized files go to ``quarantine/``; the rest is listed.
 2. **Back up** the student's earlier autograded notebooks (a temporary copy).
 3. **Autograde** the student with nbgrader (``--student S --force``). Inside the
-   run, ``coursetools.grading`` limits time, memory and output, survives dead
+   run, ``coursetools.grader.execution`` limits time, memory and output, survives dead
    kernels and voids tampered notebooks.
 4. **On a failure**, nbgrader has deleted the student's autograded folder; each
    notebook is then graded on its own (``--notebook N``), so only a notebook
@@ -20,7 +20,7 @@ list with one nbgrader run for all of them first (``python -m coursetools autogr
    change to the course's own files (source/, release/, the configuration, the
    tools) during the run is reported as an alarm.
 6. **Record** what happened: ``reports/outcomes/<student>.json``, read by the
-   instructor's report (``coursetools.report``). The record is also returned.
+   instructor's report (``coursetools.autograde.report``). The record is also returned.
 
 A student with no gradable notebook still gets a gradebook submission (every
 notebook 0), so grades.csv and the report list every student.
@@ -33,63 +33,13 @@ import shutil
 import tempfile
 import time
 
-from coursetools import ASSIGNMENT, manifest
-from coursetools.preflight import event, preflight
+from coursetools import ASSIGNMENT
+from coursetools.autograde import manifest
+from coursetools.autograde.preflight import preflight
+from coursetools.core.events import event
+from coursetools.core.limits import load_limits
 
 OUTCOMES = pathlib.Path("reports") / "outcomes"
-
-# Event kinds, with how the report treats them: "alarm" (flagged in red), "warn", "note".
-KINDS = {
-    "tampering": ("alarm", "tampered with the grading"),
-    "course_files_changed": ("alarm", "changed the course's files while graded"),
-    "grading_failed": ("alarm", "could not be graded"),
-    "processes_left": ("alarm", "left processes running after its kernel ended"),
-    "manual_override": ("alarm", "has a hand-given score on a flagged notebook"),
-    "timeout": ("warn", "timed out"),
-    "notebook_timeout": ("warn", "ran out of notebook time"),
-    "kernel_died": ("warn", "crashed its kernel"),
-    "memory": ("warn", "ran out of memory"),
-    "invalid_notebook": ("warn", "handed in an unreadable notebook"),
-    "symlink": ("warn", "handed in links to files outside the submission"),
-    "suspicious": ("warn", "has code to review"),
-    "missing_notebook": ("note", "did not hand in a notebook"),
-    "files_written": ("note", "wrote files while graded"),
-    "output_truncated": ("note", "printed too much output"),
-    "cells_restored": ("note", "edited or deleted read-only or test cells (restored)"),
-    "kernelspec": ("note", "changed the kernel"),
-    "extra_file": ("note", "handed in extra files"),
-    "retried": ("note", "was graded notebook by notebook"),
-}
-
-DEFAULT_LIMITS = {
-    "cell_timeout": 30, "notebook_timeout": 600, "memory_limit_mb": 4096, "max_text_chars": 100_000,
-    "max_output_bytes": 5_000_000, "max_lines": 1000, "max_notebook_mb": 50, "max_file_mb": 100,
-}
-_CONFIG_KEYS = {
-    "cell_timeout": ("Execute", "timeout"),
-    "notebook_timeout": ("ResilientExecute", "notebook_timeout"),
-    "memory_limit_mb": ("ResilientExecute", "memory_limit_mb"),
-    "max_text_chars": ("ResilientExecute", "max_text_chars"),
-    "max_output_bytes": ("ResilientExecute", "max_output_bytes"),
-    "max_lines": ("LimitOutput", "max_lines"),
-    "max_notebook_mb": ("Preflight", "max_notebook_mb"),
-    "max_file_mb": ("Preflight", "max_file_mb"),
-}
-
-
-def load_limits(course):
-    """The limits set in the course's nbgrader_config.py (docs/grading-guarantees.md), with defaults."""
-    from traitlets.config.loader import PyFileConfigLoader
-    limits = dict(DEFAULT_LIMITS)
-    try:
-        config = PyFileConfigLoader("nbgrader_config.py", path=str(course.root)).load_config()
-    except Exception:  # noqa: BLE001 - no or broken configuration: nbgrader will say so itself
-        return limits
-    for key, (section, name) in _CONFIG_KEYS.items():
-        if section in config and name in config[section]:
-            limits[key] = config[section][name]
-    return limits
-
 
 def _now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -163,7 +113,7 @@ def _notebook_record(course, student, name):
 
 def prepare(course, student, limits=None):
     """Steps 1 and 2 for one student: preflight, and a backup of the earlier autograded notebooks."""
-    limits = limits or load_limits(course)
+    limits = limits or load_limits(course.root)
     record = {"student": student, "assignment": ASSIGNMENT, "ok": True, "started": _now(), "events": [],
               "notebooks": {}, "runs": [], "log": ""}
     folder = course.submitted / student / ASSIGNMENT
@@ -289,7 +239,7 @@ def grade_students(course, students):
     records) when the course's files changed during the run.
     """
     course.require_sandbox()
-    limits = load_limits(course)
+    limits = load_limits(course.root)
     watched = manifest.take(course)
     states = {student: prepare(course, student, limits) for student in students}
     since, result = time.time(), None

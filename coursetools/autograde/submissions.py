@@ -1,117 +1,24 @@
-"""Sample submissions, kept as small TOML specs and turned into notebooks on demand.
+"""Sample submissions turned into notebooks on demand: submitted/<student>/session10/ from a spec.
 
-A spec in ``submissions/<student_id>.toml`` starts from a base and changes it:
-
-    description = "what this submission is"
-    base = "solution"            # the release with every answer cell filled from source/
-                                 # or "release": the untouched student version
-    [[cell]]                     # replace one answer cell's source
-    notebook = "07_convolution_from_scratch"
-    grade_id = "conv2d"
-    source = '''
-    def conv2d(image, kernel): ...
-    '''
-    submit = ["07_convolution_from_scratch"]   # optional: hand in only these notebooks
-    [expected]                   # autograded (code) points per notebook, asserted by the tests;
-    "07_convolution_from_scratch" = 12        # a submitted notebook not listed here is expected
-                                 # to score full marks on base "solution", zero on base "release"
-    [[message]]                  # optional: a failing test cell's message must contain a text
-    notebook = "07_convolution_from_scratch"
-    grade_id = "nb07_test_conv2d_hand_cases"
-    contains = "flipped kernel"
-
-Specs stay in step with the notebooks because the answers come from source/.
-
-Misbehaving and hostile submissions (``submissions/hostile_*.toml``) need more than
-answer cells. These keys change the notebooks or the submission folder; all are optional:
-
-    [[cell]]                     # besides `source`, a cell change may say:
-    notebook = "01_recap_and_motivation"
-    grade_id = "nb01_test_q2_first_layer_params"   # any cell with a grade_id, tests included
-    source = "pass"              # new source (optional)
-    release = true               # or: reset the cell to its release (student) version
-    cell_type = "markdown"       # change the cell's type
-    nbgrader = {points = 100, locked = false}      # merged into the cell's nbgrader metadata
-    strip_nbgrader = true        # drop the cell's nbgrader metadata (an "ordinary" cell now)
-    outputs = [{output_type = "stream", name = "stdout", text = "ok"}]   # saved outputs
-    execution_count = 3          # with outputs: a saved execution count
-
-    [[insert]]                   # a new cell
-    notebook = "01_recap_and_motivation"
-    after = "nb01_setup"         # after the cell with this grade_id ("" = at the top)
-    source = "import os; os._exit(1)"
-    cell_type = "code"           # default
-
-    [[delete]]                   # remove cells by grade_id
-    notebook = "04_hand_calculations"
-    grade_ids = ["nb04_test_ex41_00", "nb04_setup"]
-
-    omit = ["04_hand_calculations"]   # notebooks in `submit` that are not handed in (missing)
-    blank = ["03_the_convolution_operation"]  # notebooks handed in as released, on base "solution" too
-
-    [raw_notebook]               # notebooks written as this exact text (e.g. not valid JSON)
-    "01_recap_and_motivation" = '{"cells": [ '
-
-    [kernelspec]                 # the saved kernelspec of a notebook
-    "01_recap_and_motivation" = {name = "julia-1.9", display_name = "Julia 1.9", language = "julia"}
-
-    [[file]]                     # an extra file in the submission folder
-    path = "notes/todo.txt"      # relative to submitted/<student>/session10/
-    text = "..."
-
-    [[symlink]]                  # a symbolic link in the submission folder
-    path = "answers.txt"
-    target = "/etc/hostname"     # written as given (absolute or relative)
-
-    [[flag]]                     # what the instructor's report must say about this student
-    kind = "tampering"           # an event kind (see coursetools/robust.py: KINDS)
-    notebook = "01_recap_and_motivation"   # optional
-    contains = "math.isclose"    # optional: text of the event's detail
-
-``[expected]`` and ``[[message]]`` are asserted by tests/test_corpus.py; ``[[flag]]``
-by tests/test_robustness.py.
+The spec format and its reader: ``coursetools.core.spec``. Answers come from source/, so specs
+stay in step with the notebooks.
 """
 import copy
 import os
 import pathlib
-import re
 import shutil
-import tomllib
 
 import nbformat
 
 from coursetools import ASSIGNMENT
-
-SOLUTION_MARKERS = re.compile(r"^\s*(###|===) ?(BEGIN|END) SOLUTION ?(===)?\s*$")
-
-
-def solution_text(source):
-    """The answer inside a source cell: its solution region, markers removed."""
-    return "\n".join(line for line in source.splitlines() if not SOLUTION_MARKERS.match(line))
-
-
-def load_spec(path):
-    with open(path, "rb") as handle:
-        spec = tomllib.load(handle)
-    spec.setdefault("base", "solution")
-    spec.setdefault("cell", [])
-    spec.setdefault("expected", {})
-    spec.setdefault("message", [])
-    for key in ("insert", "delete", "file", "symlink", "flag", "omit", "blank"):
-        spec.setdefault(key, [])
-    for key in ("raw_notebook", "kernelspec"):
-        spec.setdefault(key, {})
-    return spec
+from coursetools.core.cells import grade_id as _grade_id, solution_text
+from coursetools.core.spec import load_spec
 
 
 def _answers(source_notebook):
     return {cell.metadata.nbgrader.grade_id: solution_text(cell.source)
             for cell in source_notebook.cells
             if cell.metadata.get("nbgrader", {}).get("solution")}
-
-
-def _grade_id(cell):
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
 
 
 def _find(notebook, name, grade_id):

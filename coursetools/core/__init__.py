@@ -1,0 +1,7 @@
+"""The course's vocabulary, standard library only: every other layer may import it.
+
+    cells   nbgrader's cell kinds, grade ids, solution regions and the release's stub
+    spec    the submission spec format (submissions/*.toml), read once
+    events  what a grading run reports about a submission, and how the report treats it
+    limits  grading limits: their defaults and the one reader of nbgrader_config.py
+"""

@@ -1,0 +1,56 @@
+"""nbgrader's cells as plain JSON dicts or NotebookNodes: kinds, grade ids, solution regions."""
+import re
+
+SOLUTION_MARKERS = re.compile(r"^\s*(###|===) ?(BEGIN|END) SOLUTION ?(===)?\s*$")
+# What the release puts in place of a solution (nbgrader_config.py gives it to ClearSolutions):
+# running an untouched answer says what to do instead of a bare NotImplementedError.
+CODE_STUB = '# YOUR CODE HERE\nraise NotImplementedError("not written yet: replace this line with your code")'
+
+
+def nbgrader_meta(cell):
+    """The cell's ``nbgrader`` metadata ({} when it has none, or when a student broke it)."""
+    meta = (cell.get("metadata") or {}).get("nbgrader") or {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def grade_id(cell):
+    return nbgrader_meta(cell).get("grade_id")
+
+
+def cell_source(cell):
+    source = cell.get("source", "")
+    return source if isinstance(source, str) else "".join(source)
+
+
+def cell_kind(cell):
+    """'tests', 'solution', 'readonly', 'manual' (graded code answer) or 'code'."""
+    meta = nbgrader_meta(cell)
+    if meta.get("grade") and meta.get("solution"):
+        return "manual"
+    if meta.get("grade"):
+        return "tests"
+    if meta.get("solution"):
+        return "solution"
+    if meta.get("locked"):
+        return "readonly"
+    return "code"
+
+
+def solution_text(source):
+    """The answer inside a source cell: its solution region, markers removed."""
+    return "\n".join(line for line in source.splitlines() if not SOLUTION_MARKERS.match(line))
+
+
+def clear_solution(source):
+    """The release's version of an answer cell: nbgrader ClearSolutions' algorithm."""
+    new_lines, in_solution, replaced = [], False, False
+    for line in source.split("\n"):
+        if "BEGIN SOLUTION" in line:
+            in_solution = replaced = True
+            indent = re.match(r"\s*", line).group(0)
+            new_lines.extend(indent + stub for stub in CODE_STUB.split("\n"))
+        elif "END SOLUTION" in line:
+            in_solution = False
+        elif not in_solution:
+            new_lines.append(line)
+    return "\n".join(new_lines) if replaced else CODE_STUB

@@ -1,0 +1,38 @@
+"""What a grading run reports about a submission: one event builder, and how the report treats each kind."""
+
+# Event kinds, with how the report treats them: "alarm" (flagged in red), "warn", "note".
+KINDS = {
+    "tampering": ("alarm", "tampered with the grading"),
+    "course_files_changed": ("alarm", "changed the course's files while graded"),
+    "grading_failed": ("alarm", "could not be graded"),
+    "processes_left": ("alarm", "left processes running after its kernel ended"),
+    "manual_override": ("alarm", "has a hand-given score on a flagged notebook"),
+    "timeout": ("warn", "timed out"),
+    "notebook_timeout": ("warn", "ran out of notebook time"),
+    "kernel_died": ("warn", "crashed its kernel"),
+    "memory": ("warn", "ran out of memory"),
+    "invalid_notebook": ("warn", "handed in an unreadable notebook"),
+    "symlink": ("warn", "handed in links to files outside the submission"),
+    "suspicious": ("warn", "has code to review"),
+    "missing_notebook": ("note", "did not hand in a notebook"),
+    "files_written": ("note", "wrote files while graded"),
+    "output_truncated": ("note", "printed too much output"),
+    "cells_restored": ("note", "edited or deleted read-only or test cells (restored)"),
+    "kernelspec": ("note", "changed the kernel"),
+    "extra_file": ("note", "handed in extra files"),
+    "retried": ("note", "was graded notebook by notebook"),
+}
+
+
+def event(kind, detail, notebook=None, **extra):
+    """One thing the instructor's report should say about a submission."""
+    record = {"kind": kind, "detail": detail}
+    if notebook:
+        record["notebook"] = notebook
+    record.update(extra)
+    return record
+
+
+def severity(kind):
+    """"alarm", "warn" or "note" (an unknown kind is a note)."""
+    return KINDS.get(kind, ("note",))[0]

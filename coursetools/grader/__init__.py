@@ -1,0 +1,11 @@
+"""What nbgrader_config.py loads, and what runs while one notebook is graded.
+
+    execution    ResilientExecute: limits, dead kernels, the judge for every test cell
+    preprocessors  the sanitize and feedback preprocessors (restore cells, hide hidden tests, ...)
+    judge/agent  graded test cells run in the grader; the agent answers from the student's kernel
+    sandbox      the kernel under bubblewrap
+    tamper/guard the static scan of student cells and the runtime guard in the kernel
+    libraryscan  library convolutions in a from-scratch answer
+    markscheme, mathjax  the formgrader's mark schemes and the feedback's local MathJax
+Imports only coursetools.core.
+"""

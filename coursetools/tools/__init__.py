@@ -1,0 +1,1 @@
+"""Instructor tools on top of the pipeline: trial, corpus, gpucheck, nbtext (each ``python -m``)."""
