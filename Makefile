@@ -18,7 +18,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: grade check test corpus venv release gpu-check gpu-wheels bench lab sandbox-tools
+.PHONY: grade check test lint corpus venv release gpu-check gpu-wheels bench lab sandbox-tools
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || test -n "$(PYTHON)" || { echo "No supported Python found: this course needs Python 3.11 (3.11.5 or later)," \
@@ -49,7 +49,11 @@ grade: $(STAMP) sandbox-tools
 check: $(STAMP) sandbox-tools
 	$(PY) -m pytest tests -m "not corpus and not browser" $(PYTEST_ARGS)
 
-test: $(STAMP) sandbox-tools
+# The linter (ruff, configured in pyproject.toml); CI runs it as part of make test.
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+test: $(STAMP) sandbox-tools lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 # Every spec in submissions/ graded in a throw-away copy and checked against its expected
@@ -59,6 +63,10 @@ corpus: $(STAMP) sandbox-tools
 
 release: $(STAMP)
 	$(PY) -m coursetools release
+
+# Sequential against parallel autograding (docs/benchmarks.md): prints figures, asserts nothing.
+bench: $(STAMP) sandbox-tools
+	$(PY) benchmarks/bench_autograde.py $(BENCH_ARGS)
 
 # A student's view: a private copy of the release (never edit release/ itself).
 lab: $(STAMP)

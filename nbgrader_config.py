@@ -10,9 +10,9 @@ from nbgrader.preprocessors import (
 # the course's own copy comes first.
 from coursetools.core.cells import CODE_STUB
 from coursetools.grader import mathjax
-from coursetools.grader.execution import (
-    HarmlessStderr, HideHiddenTests, RepairMetadata, ResilientExecute, RestoreCells, TamperCheck)
+from coursetools.grader.execution import ResilientExecute
 from coursetools.grader.markscheme import AddMarkSchemes, RemoveGraderNotes
+from coursetools.grader.preprocessors import HarmlessStderr, HideHiddenTests, RepairMetadata, RestoreCells, TamperCheck
 
 COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
 

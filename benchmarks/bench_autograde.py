@@ -191,7 +191,8 @@ def kernel_costs(workdir, repeats=3):
         (immediate if now else graceful).append(time.perf_counter() - t1)
         if attempt:  # the first kernel also ran the imports
             cpus.append(children_cpu() - cpu0)
-    return dict(start=min(starts), starts=starts, start_cpu=min(cpus or [float("nan")]), shutdown_graceful=min(graceful or [float("nan")]),
+    return dict(start=min(starts), starts=starts, start_cpu=min(cpus or [float("nan")]),
+                shutdown_graceful=min(graceful or [float("nan")]),
                 shutdown_immediate=min(immediate or [float("nan")]), imports=imports)
 
 
@@ -220,7 +221,8 @@ def run_in_kernel(notebook, cwd, env=None):
                 continue
             started = time.perf_counter()
             client.execute_cell(cell, index)
-            cells.append((index, time.perf_counter() - started, cell.source.splitlines()[0][:60] if cell.source else ""))
+            cells.append((index, time.perf_counter() - started,
+                          cell.source.splitlines()[0][:60] if cell.source else ""))
         t2 = time.perf_counter()
         errors = sum(1 for c in notebook.cells if c.cell_type == "code"
                      for o in c.get("outputs", []) if o.get("output_type") == "error")
@@ -431,7 +433,8 @@ def report(info, costs, profile, results, n_notebooks):
         for e in results:
             n, p = e["n"], e["parallel"]
             q = e.get("sequential")
-            seq_cols = (f"{q['wall']:8.1f} {q['wall'] / n:6.2f} {q['cpu'] / n:7.2f}" if q else f"{'-':>8s} {'-':>6s} {'-':>7s}")
+            seq_cols = (f"{q['wall']:8.1f} {q['wall'] / n:6.2f} {q['cpu'] / n:7.2f}" if q
+                        else f"{'-':>8s} {'-':>6s} {'-':>7s}")
             speed = f"{q['wall'] / p['wall']:7.2f}" if q else f"{'-':>7s}"
             out.append(f"  {n:3d} {seq_cols} {p['wall']:8.1f} {p['wall'] / n:6.2f} {p['cpu'] / n:7.2f} {speed}  "
                        f"{str(e.get('identical', '-')):9s}  {q['load_before'] if q else '-'}->"
@@ -447,7 +450,8 @@ def report(info, costs, profile, results, n_notebooks):
             k_cpu = costs["kernel"]["start_cpu"]
             cpu_budget = 2 * (profile["floor_cpu"] + n_notebooks * k_cpu)
             per_cpu = big["parallel"]["cpu"] / big["n"]
-            out.append(f"  same in CPU seconds: 2 x (floor {profile['floor_cpu']:.2f} + {n_notebooks} x kernel start+shutdown "
+            out.append(f"  same in CPU seconds: 2 x (floor {profile['floor_cpu']:.2f} + {n_notebooks} x "
+                       f"kernel start+shutdown "
                        f"{k_cpu:.2f}) = {cpu_budget:.2f}; grade-parallel {per_cpu:.2f} cpu/sub "
                        f"({'met' if per_cpu <= cpu_budget else 'NOT met'})")
     return "\n".join(out)

@@ -36,10 +36,11 @@ def main(argv=None):
     pipeline_parser = sub.add_parser("pipeline", help="the whole instructor pipeline on the sample class",
                                      parents=[no_sandbox])
     pipeline_parser.add_argument("specs", nargs="*",
-                                 help=f"spec names in --submissions (default: the sample class, {', '.join(SAMPLE_CLASS)})")
+                                 help=f"spec names in --submissions (default: the sample class, "
+                                      f"{', '.join(SAMPLE_CLASS)})")
     pipeline_parser.add_argument("--all", action="store_true", dest="everyone",
-                                 help="every spec in --submissions (the whole corpus; python -m coursetools.tools.corpus "
-                                      "also checks each against its spec)")
+                                 help="every spec in --submissions (the whole corpus; "
+                                      "python -m coursetools.tools.corpus also checks each against its spec)")
     pipeline_parser.add_argument("--submissions", type=pathlib.Path, default=None,
                                  help="folder of submission specs (default: submissions/)")
     pipeline_parser.add_argument("--workers", type=int, help="grade-parallel workers (default: one per core)")

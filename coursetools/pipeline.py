@@ -10,7 +10,8 @@ import time
 
 from coursetools import ASSIGNMENT, REPO
 from coursetools.autograde import parallel, report as instructor_report
-from coursetools.autograde.grade import all_events, grade_students
+from coursetools.autograde.grade import grade_students
+from coursetools.autograde.outcomes import OUTCOMES, all_events
 from coursetools.autograde.scores import format_table, gradebook_students, notebook_scores
 from coursetools.autograde.submissions import materialize, materialize_all
 from coursetools.core.events import severity
@@ -61,7 +62,7 @@ def reset_samples(course, spec_dir):
             shutil.rmtree(folder / student, ignore_errors=True)
     for student in samples:  # their grading records (coursetools.autograde.grade)
         for suffix in (".json", ".log"):
-            (course.root / "reports" / "outcomes" / f"{student}{suffix}").unlink(missing_ok=True)
+            (course.root / OUTCOMES / f"{student}{suffix}").unlink(missing_ok=True)
 
 
 def collect(course, spec_dir):

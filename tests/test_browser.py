@@ -15,7 +15,7 @@ Student (a copy of ``release/session10/``, as handed out):
                too and Validate says "Success!"; then type a conv2d with a flipped kernel,
                Run All: the failed check's output starts with "CheckFailure: conv2d(...)",
                its "likely mistake: flipped kernel" line is on screen without scrolling, and
-               no traceback or convcheck.py frame is shown; Validate's errors start the same.
+               no traceback or convcheck/ frame is shown; Validate's errors start the same.
   notebook 03  type the reference code answers (so that Run All is not stopped by an
                empty TODO above the explorer), Run All, drag the explorer's "row i" and
                "column j" sliders, and see the patch and the "sum = ..." text change.
@@ -202,7 +202,7 @@ def _require_notebook(folder, prefix, what):
 
 def _source_answers(name):
     """{grade_id: answer text} for every answer cell of a source notebook (markers removed)."""
-    from coursetools.autograde.submissions import solution_text
+    from coursetools.core.cells import solution_text
 
     source = read_notebook(REPO / "source" / ASSIGNMENT / f"{name}.ipynb")
     return {grade_id(cell): (cell.cell_type, solution_text(cell.source))
@@ -272,7 +272,7 @@ def _normalize(source):
 
 
 # What a failed check may never show the student: a Python traceback, or convcheck's own frames.
-TRACEBACK_MARKS = ("Traceback", "File \"", "Cell In[", "convcheck.py", "----------")
+TRACEBACK_MARKS = ("Traceback", "File \"", "Cell In[", "convcheck/", "----------")
 NOT_WRITTEN = "CheckFailure: " + convcheck.NOT_WRITTEN.format(name="conv2d")
 
 
@@ -498,7 +498,8 @@ def test_instructor_formgrader_lists_autograded_submissions(instructor_lab, page
     shots(page, "formgrader_assignments")
     assert "/formgrader" in (frame_element.get_attribute("src") or "")
     count = row.first.locator("td").filter(has_text=re.compile(r"^\s*\d+\s*$")).last.inner_text().strip()
-    assert count == str(len(lab.students)), f"formgrader shows {count} submissions for {ASSIGNMENT}, expected {len(lab.students)}"
+    assert count == str(len(lab.students)), (f"formgrader shows {count} submissions for {ASSIGNMENT}, "
+                                             f"expected {len(lab.students)}")
 
     row.first.locator("td a", has_text=re.compile(r"^\s*\d+\s*$")).last.click()
     ids = frame.locator("td.student-id")

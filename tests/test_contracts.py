@@ -8,6 +8,8 @@
   a failure renders as its message in IPython; a wrong helper is named instead of its caller.
 """
 import functools
+import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -109,7 +111,8 @@ def test_the_tolerance_follows_the_inputs_not_the_output_dtype():
     assert convcheck.precision_of(x, w) == np.float32
     assert convcheck.precision_of(x.astype(float), w.astype(float)) == np.float64
     assert convcheck.precision_of(np.arange(4), np.arange(4.0)) == np.float64
-    assert convcheck.tolerance(np.float32, terms=10_000) > convcheck.tolerance(np.float32) > convcheck.tolerance(np.float64)
+    assert (convcheck.tolerance(np.float32, terms=10_000) > convcheck.tolerance(np.float32)
+            > convcheck.tolerance(np.float64))
     # a float32 result for float64 inputs is refused even when its values are close
     message = failure(convcheck.check_conv2d_batch, lambda *a, **k: float64_output(*a, **k).astype(np.float32),
                       x.astype(float), w.astype(float), device=convcheck.NUMPY)
@@ -140,7 +143,7 @@ def test_an_unwritten_function_gets_one_line_naming_the_function_that_raised():
     for call in (lambda: convcheck.check_conv2d(conv2d_padded, np.ones((4, 4)), np.ones((2, 2)), padding=1,
                                                 style="padded", device=convcheck.NUMPY),
                  lambda: convcheck.check_value_error(lambda: conv2d_padded(np.ones(3), np.ones((2, 2))),
-                                                     "conv2d_padded(1-D image)", "not 2-D"),
+                                                     "conv2d_padded(1-D image)", why="not 2-D"),
                  lambda: convcheck.check_contract(conv2d_padded, style="padded")):
         message = failure(call)
         assert message == convcheck.NOT_WRITTEN.format(name="conv2d"), message
@@ -170,7 +173,8 @@ def test_a_wrong_helper_is_named_instead_of_its_caller():
 # ---------------------------------------------------------------- value mistakes named by the probes
 
 def per_position(combine, out_size=None):
-    """A conv2d_full whose output (i, j) is ``combine(patch, kernel)``; ``out_size(span, stride)`` may change the size."""
+    """A conv2d_full whose output (i, j) is ``combine(patch, kernel)``; ``out_size(span, stride)`` may change
+    the size."""
     def conv2d_full(image, kernel, padding=0, stride=1):
         image, kernel = np.pad(np.asarray(image, dtype=float), padding), np.asarray(kernel, dtype=float)
         (H, W), (kH, kW) = image.shape, kernel.shape
@@ -232,3 +236,45 @@ def test_a_wrong_batched_forward_is_named(func, words):
     message = failure(convcheck.check_conv2d_batch, named(func, "conv2d_forward"), rng.standard_normal((2, 3, 7, 9)),
                       rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4), device=convcheck.NUMPY)
     assert "likely mistake:" in message and words in message, message
+
+
+# ---------------------------------------------------------------- the package: hooks, fresh copies, guard
+
+def test_hooks_set_on_a_fresh_package_reach_every_submodule():
+    """What the grader (GRADING_SEED, _reject_library_conv) and the GPU check (_torch_conv, tolerance)
+    set on the package is read by the checks in every submodule; other copies are left alone."""
+    from coursetools.grader import judge
+    source = pathlib.Path(convcheck.__file__).parent
+    fresh = judge.load_module("convcheck", source)
+    assert fresh is not convcheck and fresh.references is not convcheck.references
+    assert sys.modules["convcheck"] is convcheck and sys.modules["convcheck.references"] is convcheck.references
+    calls = []
+    fresh._torch_conv = lambda *args: calls.append("reference") or convcheck.references._torch_conv(*args)
+    fresh.tolerance = lambda *args: calls.append("tolerance") or convcheck.tolerance(*args)
+    fresh.check_conv2d(loops, np.ones((4, 5)), np.ones((2, 2)), style="conv2d", device="cpu")
+    assert "reference" in calls and "tolerance" in calls
+    fresh.GRADING_SEED = 7
+    assert not np.array_equal(fresh.rng(1).standard_normal(3), convcheck.rng(1).standard_normal(3))
+    fresh._reject_library_conv = lambda *args: calls.append("library")
+    fresh.check_no_library_conv(loops)
+    fresh.check_no_library_conv_batch(batch_loops)
+    assert calls.count("library") == 2
+
+
+def test_the_runtime_guard_watches_every_submodule():
+    from coursetools.grader import tamper
+    submodules = {f"convcheck.{p.stem}" for p in pathlib.Path(convcheck.__file__).parent.glob("*.py")
+                  if p.stem != "__init__"}
+    assert submodules <= set(tamper.GUARDED_MODULES), sorted(submodules - set(tamper.GUARDED_MODULES))
+
+
+def test_every_name_a_notebook_uses_is_public():
+    """Every name of convcheck that a notebook, a shipped module or a test of the checks uses is in ``__all__``."""
+    import re
+    repo = pathlib.Path(convcheck.__file__).parents[3]
+    texts = [p.read_text() for p in (repo / "source" / "session10").glob("*.ipynb")]
+    texts += [p.read_text() for p in (repo / "source" / "session10").glob("*.py")]
+    texts += [p.read_text() for p in (repo / "tests").glob("test_nb*.py")]
+    used = {m for text in texts for m in re.findall(r"\bconvcheck\.(\w+)", text)}
+    hooks = {"GRADING_SEED", "_torch_conv", "_reject_library_conv", "py"}  # and convcheck.py in text
+    assert used - hooks <= set(convcheck.__all__), sorted(used - hooks - set(convcheck.__all__))

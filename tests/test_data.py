@@ -44,11 +44,19 @@ def test_all_ten_classes_present():
     assert sorted(set(labels.tolist())) == list(range(10))
 
 
-def test_loads_in_the_repository_checkout(tmp_path):
-    # A folder that only has the modules, inside the repository tree: the loader finds data/ above it.
-    result = run_loader(REPO / "source" / "session10")
+def test_loads_in_the_repository_checkout():
+    # A folder inside the repository tree with the module and no data/ of its own: the loader
+    # finds the repository's data/ above it (artifacts/ is ignored by git).
+    folder = REPO / "artifacts" / "loader-probe"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    shutil.copy2(REPO / "source" / "session10" / "coursedata.py", folder)
+    try:
+        result = run_loader(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     assert result.returncode == 0, result.stderr
-    assert "data" in result.stdout
+    assert result.stdout.strip() == str(REPO / "data")
 
 
 def test_loads_in_a_standalone_student_copy(tmp_path):

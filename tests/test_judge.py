@@ -160,17 +160,21 @@ def test_a_test_that_cannot_reach_the_kernel_fails_and_says_it_did_not_run():
 
 LIBRARY_CHEATS = {
     "F.conv2d": "import torch\nimport torch.nn.functional as F\n"
-                "def conv2d(i, k):\n    return F.conv2d(torch.tensor(i)[None, None], torch.tensor(k)[None, None])[0, 0]",
+                "def conv2d(i, k):\n"
+                "    return F.conv2d(torch.tensor(i)[None, None], torch.tensor(k)[None, None])[0, 0]",
     "torch.nn.functional.conv2d": "import functools, torch\n_f = functools.partial(torch.nn.functional.conv2d)\n"
                                   "def conv2d(i, k):\n    return _f(i, k)",
-    "getattr('conv2d')": "import torch\ndef conv2d(i, k):\n    return getattr(torch.nn.functional, 'con' + 'v2d')(i, k)",
+    "getattr('conv2d')": "import torch\ndef conv2d(i, k):\n"
+                         "    return getattr(torch.nn.functional, 'con' + 'v2d')(i, k)",
     "built at run time": "import importlib\ndef conv2d(i, k):\n    m = importlib.import_module(''.join(NAME))\n"
                          "    return m.c(i, k)",
-    "np.fft.fft2": "import numpy as np\ndef conv2d(i, k):\n    return np.real(np.fft.ifft2(np.fft.fft2(i) * np.fft.fft2(k, i.shape)))",
+    "np.fft.fft2": "import numpy as np\ndef conv2d(i, k):\n"
+                   "    return np.real(np.fft.ifft2(np.fft.fft2(i) * np.fft.fft2(k, i.shape)))",
     "scipy.signal.correlate2d (imported as c)": "from scipy.signal import correlate2d as c\n"
                                                 "def conv2d(i, k):\n    return c(i, k, mode='valid')",
     "convcheck.conv2d_reference": "import convcheck\n"
-                                  "def conv2d(i, k):\n    return convcheck.conv2d_reference(i, k, device=convcheck.NUMPY)",
+                                  "def conv2d(i, k):\n"
+                                  "    return convcheck.conv2d_reference(i, k, device=convcheck.NUMPY)",
     "convcheck._batch_reference (imported as r)": "from convcheck import _batch_reference as r\n"
                                                   "def conv2d(i, k):\n    return r(i[None, None], k[None, None])[0, 0]",
     "np.correlate": "import numpy as np\ndef _helper(i, k, op=np.correlate):\n    return op(i, k)\n"
@@ -187,7 +191,8 @@ def test_library_convolutions_are_found_in_the_source(named):
 
 
 def test_a_library_helper_in_a_handed_in_module_is_followed():
-    sources = ["from mylib import fancy as conv2d", "import scipy.ndimage as nd\ndef fancy(i, k):\n    return nd.correlate(i, k)"]
+    sources = ["from mylib import fancy as conv2d",
+               "import scipy.ndimage as nd\ndef fancy(i, k):\n    return nd.correlate(i, k)"]
     assert libraryscan.library_calls(sources, "conv2d") == ["nd.correlate"]
 
 
@@ -220,7 +225,7 @@ def test_a_from_scratch_function_that_uses_a_library_earns_nothing():
 
 
 def test_grading_seeds_are_secret_reproducible_and_per_student(tmp_path):
-    convcheck = judge.load_module("convcheck", SOURCE / "convcheck.py")
+    convcheck = judge.load_module("convcheck", SOURCE / "convcheck")
     secret = judge.course_secret(tmp_path)
     assert secret == judge.course_secret(tmp_path) and len(secret) == 32
     assert (tmp_path / "course" / ".grading-secret").exists()

@@ -12,21 +12,21 @@ NOTEBOOKS = ["04_hand_calculations", "05_convolution_as_a_layer"]
 # ---------------------------------------------------------------- the checks added for 04-05
 
 def test_check_entry_names_a_missing_element_and_a_known_mistake():
-    assert "has no element grid[1][1]" in failure(convcheck.check_entry, [[1, 2]], (1, 1), 3, "grid")
-    message = failure(convcheck.check_entry, [[3, 1], [1, 3]], (0, 0), -3, "grid", hint="patch ...",
+    assert "has no element grid[1][1]" in failure(convcheck.check_entry, [[1, 2]], 3, "grid", index=(1, 1))
+    message = failure(convcheck.check_entry, [[3, 1], [1, 3]], -3, "grid", index=(0, 0), hint="patch ...",
                       mistakes={3: "flipped kernel"})
     assert "expected: -3" in message and "got:      3" in message and "flipped kernel" in message
-    assert "patch ..." in failure(convcheck.check_entry, [[2]], (0, 0), -3, "grid", hint="patch ...",
+    assert "patch ..." in failure(convcheck.check_entry, [[2]], -3, "grid", index=(0, 0), hint="patch ...",
                                   mistakes={3: "flipped kernel"})
-    convcheck.check_entry([[-3.0, 1]], (0, 0), -3, "grid")
-    convcheck.check_entry(np.array([[0, 7]]), (0, 1), None, "grid")
-    assert "single number" in failure(convcheck.check_entry, [["-3"]], (0, 0), None, "grid")
+    convcheck.check_entry([[-3.0, 1]], -3, "grid", index=(0, 0))
+    convcheck.check_entry(np.array([[0, 7]]), None, "grid", index=(0, 1))
+    assert "single number" in failure(convcheck.check_entry, [["-3"]], None, "grid", index=(0, 0))
 
 
 def test_check_hand_value_accepts_fractions_and_rounded_decimals():
     for value in (Fraction(10, 9), 10 / 9, 1.11, 1.111):
-        convcheck.check_hand_value(value, Fraction(10, 9), "blur", abs_tol=0.005)
-    assert "1/9" in failure(convcheck.check_hand_value, 10, Fraction(10, 9), "blur", abs_tol=0.005,
+        convcheck.check_hand_value(value, Fraction(10, 9), "blur", atol=0.005)
+    assert "1/9" in failure(convcheck.check_hand_value, 10, Fraction(10, 9), "blur", atol=0.005,
                             mistakes={10: "forgot the 1/9"})
     assert "single number" in failure(convcheck.check_hand_value, "10/9", Fraction(10, 9), "blur")
 
@@ -49,10 +49,10 @@ def test_check_int_sequence_rejects_non_integers(bad):
 
 def test_check_choice_is_forgiving_about_case_but_not_about_the_choice():
     choices = ("vertical edges", "horizontal edges")
-    convcheck.check_choice("  Vertical  edges ", choices, "feature", expected="vertical edges")
-    assert "offered answers" in failure(convcheck.check_choice, "edges", choices, "feature")
-    assert "K transposed" in failure(convcheck.check_choice, "horizontal edges", choices, "feature",
-                                     expected="vertical edges", mistakes={"horizontal edges": "K transposed"})
+    convcheck.check_choice("  Vertical  edges ", "vertical edges", "feature", choices=choices)
+    assert "offered answers" in failure(convcheck.check_choice, "edges", None, "feature", choices=choices)
+    assert "K transposed" in failure(convcheck.check_choice, "horizontal edges", "vertical edges", "feature",
+                                     choices=choices, mistakes={"horizontal edges": "K transposed"})
 
 
 def test_check_function_values_names_the_call_and_the_mistake():

@@ -58,7 +58,7 @@ WRONG_07 = [
 def test_wrong_implementation_is_diagnosed(name, function, style, diagnosis):
     namespace = run_notebook(NB07, load_spec(name), graded_only=True).namespace
     func = namespace[function]
-    assert diagnosis in (convcheck.diagnose_conv2d(func, style) or "")
+    assert diagnosis in (convcheck.diagnose_conv2d(func, style=style) or "")
     # check_conv2d's message: the first wrong element, both values, the tolerance and the diagnosis
     rng = np.random.default_rng(1)
     image = rng.integers(0, 9, size=(7, 8))
@@ -69,12 +69,13 @@ def test_wrong_implementation_is_diagnosed(name, function, style, diagnosis):
     message = str(failure.value)
     assert diagnosis in message
     assert "expected:" in message and "got:" in message
-    assert "element i=" in message or "wrong shape" in message or "raised an error" in message or "returned an array of int" in message
+    assert ("element i=" in message or "wrong shape" in message or "raised an error" in message
+            or "returned an array of int" in message)
 
 
 def test_library_call_is_named_and_values_are_right():
     namespace = run_notebook(NB07, load_spec("nb07_library_torch"), graded_only=True).namespace
-    assert convcheck.diagnose_conv2d(namespace["conv2d"], "conv2d") is None
+    assert convcheck.diagnose_conv2d(namespace["conv2d"], style="conv2d") is None
     for function in ("conv2d", "conv2d_padded"):  # conv2d_padded reuses the student's conv2d
         with pytest.raises(convcheck.CheckFailure, match=r"a call to F\.conv2d"):
             convcheck.check_no_library_conv(namespace[function])
@@ -87,7 +88,7 @@ def test_correct_variants_pass_every_probe(name):
     rng = np.random.default_rng(2)
     for function, style in (("conv2d", "conv2d"), ("conv2d_padded", "padded"), ("conv2d_full", "full")):
         func = namespace[function]
-        assert convcheck.diagnose_conv2d(func, style) is None
+        assert convcheck.diagnose_conv2d(func, style=style) is None
         convcheck.check_no_library_conv(func)
         for dtype in (np.float32, np.float64):
             image = rng.standard_normal((9, 11)).astype(dtype)
@@ -166,7 +167,7 @@ def right(image, kernel, padding=0, stride=1):
     (right, "full", None),
 ])
 def test_probe_diagnoses(func, style, diagnosis):
-    got = convcheck.diagnose_conv2d(func, style)
+    got = convcheck.diagnose_conv2d(func, style=style)
     if diagnosis is None:
         assert got is None
     else:
@@ -178,10 +179,12 @@ def test_probe_diagnoses(func, style, diagnosis):
 def test_float32_inputs_get_float32_tolerance_even_with_a_float64_output():
     def float32_sums(image, kernel, padding=0, stride=1):
         image, kernel = np.pad(np.asarray(image), padding), np.asarray(kernel)
-        out = np.zeros(((image.shape[0] - kernel.shape[0]) // stride + 1, (image.shape[1] - kernel.shape[1]) // stride + 1))
+        out = np.zeros(((image.shape[0] - kernel.shape[0]) // stride + 1,
+                        (image.shape[1] - kernel.shape[1]) // stride + 1))
         for i in range(out.shape[0]):
             for j in range(out.shape[1]):
-                out[i, j] = np.sum(image[i * stride:i * stride + kernel.shape[0], j * stride:j * stride + kernel.shape[1]]
+                out[i, j] = np.sum(image[i * stride:i * stride + kernel.shape[0],
+                                         j * stride:j * stride + kernel.shape[1]]
                                    * kernel)  # float32 arithmetic, stored in float64
         return out
     rng = np.random.default_rng(3)
@@ -246,12 +249,12 @@ def test_check_value_error():
     def no_message():
         raise ValueError()
     with pytest.raises(convcheck.CheckFailure, match="without a message"):
-        convcheck.check_value_error(no_message, "f()", "a bad stride")
+        convcheck.check_value_error(no_message, "f()", why="a bad stride")
     with pytest.raises(convcheck.CheckFailure, match="wrong kind of error"):
-        convcheck.check_value_error(lambda: 1 // 0, "f()", "a bad stride")
+        convcheck.check_value_error(lambda: 1 // 0, "f()", why="a bad stride")
     with pytest.raises(convcheck.CheckFailure, match="did not raise"):
-        convcheck.check_value_error(lambda: 3, "f()", "a bad stride")
-    error = convcheck.check_value_error(lambda: int("x"), "int('x')", "not a number")
+        convcheck.check_value_error(lambda: 3, "f()", why="a bad stride")
+    error = convcheck.check_value_error(lambda: int("x"), "int('x')", why="not a number")
     assert isinstance(error, ValueError)
 
 

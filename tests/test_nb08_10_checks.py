@@ -1,12 +1,12 @@
 """Notebooks 08-10 without nbgrader: the convcheck helpers they use, the batched-convolution
 diagnosis on typical wrong implementations, and their real test cells run on right and wrong answers."""
 import functools
-import json
 import sys
 
 import numpy as np
 import pytest
 
+import inprocess
 from conftest import REPO
 
 import convcheck
@@ -132,13 +132,16 @@ def test_no_library_conv_batch():
 
 def test_check_conv_layer_names_the_wrong_setting():
     layer = nn.Conv2d(1, 4, 3, padding=1, bias=False)
-    convcheck.check_conv_layer(layer, "conv", 1, 4, 3, stride=1, padding=1, bias=False)
+    convcheck.check_conv_layer(layer, "conv", in_channels=1, out_channels=4, kernel_size=3, padding=1, stride=1,
+                               bias=False)
     with pytest.raises(convcheck.CheckFailure, match="conv.padding is not right"):
-        convcheck.check_conv_layer(nn.Conv2d(1, 4, 3, bias=False), "conv", 1, 4, 3, padding=1, bias=False)
+        convcheck.check_conv_layer(nn.Conv2d(1, 4, 3, bias=False), "conv", in_channels=1, out_channels=4, kernel_size=3,
+                                   padding=1, bias=False)
     with pytest.raises(convcheck.CheckFailure, match="must not have a bias"):
-        convcheck.check_conv_layer(nn.Conv2d(1, 4, 3, padding=1), "conv", 1, 4, 3, padding=1, bias=False)
+        convcheck.check_conv_layer(nn.Conv2d(1, 4, 3, padding=1), "conv", in_channels=1, out_channels=4, kernel_size=3,
+                                   padding=1, bias=False)
     with pytest.raises(convcheck.CheckFailure, match="wrong type"):
-        convcheck.check_conv_layer(nn.Linear(3, 4), "conv", 1, 4, 3)
+        convcheck.check_conv_layer(nn.Linear(3, 4), "conv", in_channels=1, out_channels=4, kernel_size=3)
 
 
 def test_check_conv_weight_reports_order_transpose_and_flip():
@@ -189,12 +192,14 @@ def test_conv_atol_scales_with_magnitude_dtype_and_device():
 def test_numpy_reference_agrees_with_torch(padding, stride):
     rng = np.random.default_rng(padding * 10 + stride)
     x, w, b = rng.standard_normal((2, 3, 7, 9)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
-    by_numpy = convcheck._batch_reference(x, w, b, stride, padding, device=convcheck.NUMPY)
-    by_torch = convcheck._batch_reference(x, w, b, stride, padding, device="cpu")
+    by_numpy = convcheck._batch_reference(x, w, b, padding=padding, stride=stride, device=convcheck.NUMPY)
+    by_torch = convcheck._batch_reference(x, w, b, padding=padding, stride=stride, device="cpu")
     assert by_numpy.shape == by_torch.shape and np.allclose(by_numpy, by_torch, rtol=0, atol=1e-12)
     image, kernel = x[0, 0], w[0, 0]
-    assert np.allclose(convcheck.conv2d_reference(image, kernel, padding, stride, device=convcheck.NUMPY),
-                       convcheck.conv2d_reference(image, kernel, padding, stride, device="cpu"), rtol=0, atol=1e-12)
+    assert np.allclose(convcheck.conv2d_reference(image, kernel, padding=padding, stride=stride,
+                                                  device=convcheck.NUMPY),
+                       convcheck.conv2d_reference(image, kernel, padding=padding, stride=stride, device="cpu"),
+                       rtol=0, atol=1e-12)
 
 
 def test_a_numpy_check_names_its_reference_and_never_loads_torch():
@@ -203,7 +208,7 @@ def test_a_numpy_check_names_its_reference_and_never_loads_torch():
     code = """
 import sys, numpy as np, convcheck
 def flipped(image, kernel, padding=0):
-    return convcheck.conv2d_reference(image, np.asarray(kernel)[::-1, ::-1], padding, device=convcheck.NUMPY)
+    return convcheck.conv2d_reference(image, np.asarray(kernel)[::-1, ::-1], padding=padding, device=convcheck.NUMPY)
 rng = np.random.default_rng(0)
 convcheck.check_conv2d(flipped, rng.standard_normal((5, 6)), np.ones((3, 3)), padding=1, style="padded",
                        device=convcheck.NUMPY)
@@ -223,16 +228,8 @@ print("torch loaded:", "torch" in sys.modules)
 
 # ---------------------------------------------------------------- the notebooks' own test cells
 
-def cell_source(notebook, grade_id):
-    cells = json.loads((SOURCE / f"{notebook}.ipynb").read_text())["cells"]
-    source = next(c["source"] for c in cells if c["metadata"].get("nbgrader", {}).get("grade_id") == grade_id)
-    return "".join(source) if isinstance(source, list) else source
-
-
-def run_cell(notebook, grade_id, **names):
-    namespace = {"np": np, "convcheck": convcheck, **names}
-    exec(compile(cell_source(notebook, grade_id), grade_id, "exec"), namespace)
-    return namespace
+# one source cell (hidden tests included) run in a namespace with NumPy, convcheck and the given names
+run_cell = functools.partial(inprocess.run_cell, np=np, convcheck=convcheck)
 
 
 def padded_loops(image, kernel, padding=0, flip=False):

@@ -39,18 +39,19 @@ def test_feedback_shows_failures_without_hidden_source(graded_course):
 
 
 def test_edited_checks_module_is_restored_at_autograde(tmp_path):
-    """nbgrader copies the assignment's own files over a submission's, so editing
-    convcheck.py to pass everything gains nothing."""
+    """nbgrader copies the assignment's own files over a submission's, so editing the checks
+    package to pass everything gains nothing; a forged convcheck.py beside it is never imported."""
     from coursetools.autograde.submissions import materialize
     from coursetools.tools.trial import copy_course
     course = copy_course(tmp_path)
     pipeline.release(course)
     student = materialize(course, REPO / "submissions" / "blank.toml", "cheater")
-    forged = course.submitted / student / "session10" / "convcheck.py"
-    forged.write_text("def __getattr__(name):\n    return lambda *a, **k: None\n")
+    forgery = "def __getattr__(name):\n    return lambda *a, **k: None\n"
+    for forged in ("convcheck/__init__.py", "convcheck.py"):
+        (course.submitted / student / "session10" / forged).write_text(forgery)
     course.nbgrader("autograde", "session10", "--notebook", "01_recap_and_motivation", quiet=True)
-    restored = course.autograded / student / "session10" / "convcheck.py"
-    assert restored.read_text() == (course.source / "convcheck.py").read_text()
+    restored = course.autograded / student / "session10" / "convcheck" / "__init__.py"
+    assert restored.read_text() == (course.source / "convcheck" / "__init__.py").read_text()
     from coursetools.autograde.scores import notebook_scores
     assert notebook_scores(course)[student]["01_recap_and_motivation"]["code_score"] == 0
 

@@ -91,15 +91,14 @@ def test_spec_cells_are_the_cells_autograde_runs(graded_course):
     assert checked >= len(NOTEBOOKS)
 
 
-def test_toml_fallback_parser_reads_every_spec_as_tomllib_does():
-    tomllib = pytest.importorskip("tomllib")
-    for path in SPECS:
-        text = path.read_text()
-        assert plainrun.parse_toml_subset(text) == tomllib.loads(text), path.name
-    sample = "\n".join(['# comment', 'a = 1  # trailing', 'b = "x\\ny\\" \\u00e9"', "c = 'lit\\'",
-                        'd = ["a", \'b\',', '  3, 4.5, true, ]', 'e = """', 'multi \\"q\\"', 'line"""',
-                        '[t]', '"quoted key" = -7', 'inline = {points = 100, locked = false, "k" = [1, 2]}', '[[arr]]', "x = '''", "two", "lines'''", '[[arr]]', 'x = 1e3'])
-    assert plainrun.parse_toml_subset(sample) == tomllib.loads(sample)
+def test_child_sees_the_path_a_kernel_would(tmp_path):
+    """The child imports coursetools from the repository, then leaves sys.path and PYTHONPATH as a kernel
+    started in the notebook's folder has them."""
+    check = (f"import os, sys\nassert sys.path[0] == os.getcwd(), sys.path\n"
+             f"assert os.environ.get('PYTHONPATH') == {os.environ.get('PYTHONPATH')!r}, os.environ.get('PYTHONPATH')\n"
+             f"assert {str(REPO)!r} not in sys.path[1:] or {str(REPO)!r} in os.environ.get('PYTHONPATH', ''), sys.path")
+    result = plainrun.run_cells([dict(source=check)], tmp_path, timeout=30)
+    assert result["cells"][0]["status"] == "ok", result["cells"][0]
 
 
 def test_runner_semantics(tmp_path):

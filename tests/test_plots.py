@@ -1,17 +1,13 @@
 """plots.py, the figures module that ships with the notebooks: one picture per grid of maps, and
 the parameter-count bars; clear errors for what it cannot draw."""
-import sys
-
 import matplotlib
 import numpy as np
 import pytest
 
-from conftest import REPO
-
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-import plots  # noqa: E402 - after the backend is chosen
+import plots
 
 
 @pytest.fixture

@@ -27,7 +27,8 @@ import pytest
 from coursetools import ASSIGNMENT
 from coursetools.grader import mathjax
 from coursetools.autograde.course import Course
-from coursetools.autograde.grade import all_events, grade_student, grade_students, load_outcomes
+from coursetools.autograde.grade import grade_student, grade_students
+from coursetools.autograde.outcomes import all_events, load_outcomes
 from coursetools.autograde.scores import notebook_scores
 from coursetools.autograde.submissions import load_spec, materialize
 from conftest import REPO
@@ -263,6 +264,39 @@ def test_source_scan_unit():
         assert not found, f"the reference solution of {path.name} is flagged: {found}"
 
 
+def test_runtime_guard_unit():
+    """The guard's module is self-contained (its source is what the kernel runs), and it sees a replaced function."""
+    import ast
+    import builtins
+    import sys
+    import types
+    from coursetools.grader import guard, tamper
+    tree = ast.parse(pathlib.Path(guard.__file__).read_text())
+    assert [type(node).__name__ for node in tree.body] == ["Expr", "FunctionDef"]  # a docstring, then make_guard
+    assert not any(isinstance(node, ast.ImportFrom) for node in ast.walk(tree))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert imported <= set(sys.stdlib_module_names), imported
+    shell = types.SimpleNamespace(input_transformers_cleanup=[], input_transformers_post=[], ast_transformers=[],
+                                  custom_exceptions=(), events=types.SimpleNamespace(callbacks={}),
+                                  displayhook=None, display_pub=None)
+    probe = types.ModuleType("_coursetools_guard_probe")
+    probe.check = len
+    sys.modules[probe.__name__] = probe
+    token = "_coursetools_guard_test"
+    try:
+        check = guard.make_guard((probe.__name__,), ("convcheck",), shell)
+        assert "_coursetools_guard_probe.check is replaced by notebook code" not in check([])
+        probe.check = eval(compile("lambda value: True", "<string>", "eval"))  # as a notebook cell would define it
+        assert "_coursetools_guard_probe.check is replaced by notebook code" in check([])
+        namespace = {"get_ipython": lambda: shell}
+        exec(tamper.guard_install_code(token), namespace)  # noqa: S102 - the kernel code the grader sends
+        assert isinstance(eval(tamper.guard_call(token, []), namespace), list)
+        assert "_ct_ns" not in namespace
+    finally:
+        sys.modules.pop(probe.__name__, None)
+        builtins.__dict__.pop(token, None)
+
+
 # ----------------------------------------------------------------------------- nothing secret in feedback
 
 def secret_lines(course):
@@ -333,7 +367,7 @@ def test_a_hidden_line_never_reaches_the_students_output(graded_course):
 def test_feedback_cuts_a_hidden_line_from_any_output(graded_course):
     """The feedback's last line of defence: an output line quoting a hidden test or a solution is replaced."""
     import nbformat
-    from coursetools.grader.execution import REDACTED, HideHiddenTests
+    from coursetools.grader.preprocessors import REDACTED, HideHiddenTests
     course = graded_course.course
     nb = nbformat.read(course.autograded / "hostile_stderr" / ASSIGNMENT / "03_the_convolution_operation.ipynb",
                        as_version=4)

@@ -184,13 +184,13 @@ def test_manifest_sees_content_changes_that_keep_size_and_mtime(tmp_path):
     from coursetools.tools.trial import copy_course
     course = copy_course(tmp_path / "course")
     before = manifest.take(course)
-    path = course.source / "convcheck.py"
+    path = course.source / "convcheck" / "__init__.py"
     stat = path.stat()
     text = path.read_text()
-    path.write_text(text.replace("def ", "def_", 1)[:len(text)])
+    path.write_text(text.replace("import ", "import_", 1)[:len(text)])
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
-    with pytest.raises(manifest.CourseFilesChanged, match="source/session10/convcheck.py"):
+    with pytest.raises(manifest.CourseFilesChanged, match="source/session10/convcheck/__init__.py"):
         manifest.check(course, before)
 
 

@@ -58,7 +58,8 @@ def test_validate_counts_answers_left_as_handed_out(tmp_path):
     notebook = build_notebooks(Course(REPO), {"base": "solution", "cell": [], "submit": [NOTEBOOK]})[NOTEBOOK]
     released = {c.metadata.nbgrader.grade_id: c.source for c in release.cells
                 if c.metadata.get("nbgrader", {}).get("solution")}
-    written = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "markdown"]
+    written = [c for c in notebook.cells
+               if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "markdown"]
     assert written, "the notebook has written answers"
     for cell in written:
         cell.source = released[cell.metadata.nbgrader.grade_id]

@@ -53,7 +53,8 @@ class Course:
         return [NO_SANDBOX] if args and str(args[0]) == "autograde" and not self.sandbox else []
 
     def require_sandbox(self):
-        """Raise coursetools.grader.sandbox.SandboxUnavailable (saying how to fix it) unless grading can be sandboxed."""
+        """Raise coursetools.grader.sandbox.SandboxUnavailable (saying how to fix it) unless grading can be
+        sandboxed."""
         if self.sandbox:
             from coursetools.grader.sandbox import check_available
             check_available()

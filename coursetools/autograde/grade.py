@@ -19,8 +19,9 @@ list with one nbgrader run for all of them first (``python -m coursetools autogr
    ran are moved to quarantine, so the feedback folder never carries them; a
    change to the course's own files (source/, release/, the configuration, the
    tools) during the run is reported as an alarm.
-6. **Record** what happened: ``reports/outcomes/<student>.json``, read by the
-   instructor's report (``coursetools.autograde.report``). The record is also returned.
+6. **Record** what happened: ``reports/outcomes/<student>.json``
+   (``coursetools.autograde.outcomes``, which the instructor's report reads). The record is
+   also returned.
 
 A student with no gradable notebook still gets a gradebook submission (every
 notebook 0), so grades.csv and the report list every student.
@@ -35,11 +36,11 @@ import time
 
 from coursetools import ASSIGNMENT
 from coursetools.autograde import manifest
+from coursetools.autograde.outcomes import save_outcome
 from coursetools.autograde.preflight import preflight
 from coursetools.core.events import event
 from coursetools.core.limits import load_limits
 
-OUTCOMES = pathlib.Path("reports") / "outcomes"
 
 def _now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -212,13 +213,8 @@ def _alarm_on_change(course, before, records, others=0):
 
 
 def grade_student(course, student):
-    """Autograde one student's submission; return the outcome record (a JSON-able dict).
-
-    The record: ``student``, ``ok`` (every handed-in notebook was graded in this run),
-    ``started``, ``seconds``, ``notebooks`` ({name: {"status", "events"}}, status one
-    of graded, missing, quarantined, failed, kept_earlier), ``events`` (about the
-    submission as a whole), ``runs`` (nbgrader calls and their exit codes) and
-    ``log`` (nbgrader's output of failed runs). Also saved as reports/outcomes/<student>.json.
+    """Autograde one student's submission; return the outcome record (a JSON-able dict,
+    described in ``coursetools.autograde.outcomes``), also saved as reports/outcomes/<student>.json.
     """
     state = prepare(course, student)
     watched, since, result = manifest.take(course), time.time(), None
@@ -258,37 +254,3 @@ def grade_students(course, students):
         manifest.check(course, watched)
     return records
 
-
-def save_outcome(course, record):
-    """Write reports/outcomes/<student>.json (the log stays out; it is in the returned record)."""
-    folder = course.root / OUTCOMES
-    folder.mkdir(parents=True, exist_ok=True)
-    data = {k: v for k, v in record.items() if k != "log"}
-    path = folder / f"{record['student']}.json"
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(data, indent=1))
-    os.replace(temporary, path)
-    if record.get("log"):
-        (folder / f"{record['student']}.log").write_text(record["log"])
-    return path
-
-
-def load_outcomes(course):
-    """{student: outcome record} from reports/outcomes/."""
-    folder = course.root / OUTCOMES
-    outcomes = {}
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            outcomes[path.stem] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-    return outcomes
-
-
-def all_events(record):
-    """Every event of an outcome record, each with its notebook set when it belongs to one."""
-    events = [dict(e) for e in record.get("events", [])]
-    for name, entry in record.get("notebooks", {}).items():
-        for e in entry.get("events", []):
-            events.append(dict(e, notebook=e.get("notebook", name)))
-    return events

@@ -58,6 +58,7 @@ import traceback
 from coursetools import ASSIGNMENT
 from coursetools.autograde import manifest
 from coursetools.autograde.course import NO_SANDBOX, Course
+from coursetools.core.limits import read_config
 
 SQLITE_TIMEOUT = 300          # seconds a worker waits for the gradebook's write lock
 LOCK_ERROR = "database is locked"
@@ -69,19 +70,14 @@ _lock = threading.Lock()      # one in-process nbgrader run at a time per proces
 # ----------------------------------------------------------------------------- the gradebook
 
 def _course_config(root):
-    """The ``CourseDirectory`` section of the course's nbgrader_config.py ({} when there is none)."""
-    from traitlets.config.loader import PyFileConfigLoader
-    try:
-        config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
-    except Exception:  # noqa: BLE001 - no or broken config file: nbgrader's defaults (nbgrader reports errors)
-        return {}
-    return dict(config.get("CourseDirectory", {}))
+    """The literal ``CourseDirectory`` settings of the course's nbgrader_config.py ({} when there is none)."""
+    return read_config(root).get("CourseDirectory", {})
 
 
 def gradebook_url(root, db_url=None, timeout=SQLITE_TIMEOUT, configured=None):
     """The gradebook URL the workers use.
 
-    ``db_url`` if given, else ``CourseDirectory.db_url`` from nbgrader_config.py,
+    ``db_url`` if given, else ``CourseDirectory.db_url`` from nbgrader_config.py (a literal string),
     else the course's gradebook.db. A SQLite URL without a ``timeout`` gets one:
     a writer then waits up to ``timeout`` seconds for the lock instead of failing
     with "database is locked".
@@ -158,7 +154,7 @@ def run_nbgrader(root, *args):
                 except SystemExit as stop:
                     code = stop.code
                     returncode = code if isinstance(code, int) else (0 if code is None else 1)
-                except BaseException:  # noqa: B902 - reported like an nbgrader crash, the worker carries on
+                except BaseException:  # noqa: BLE001 - reported like an nbgrader crash, the worker carries on
                     traceback.print_exc()
                     returncode = 1
                 finally:
@@ -296,7 +292,8 @@ def local_executor(workers, log_path=os.devnull):
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if "forkserver" in methods:
-        context.set_forkserver_preload(["coursetools.autograde.parallel", "coursetools.autograde.grade", "nbgrader.apps.nbgraderapp"])
+        context.set_forkserver_preload(["coursetools.autograde.parallel", "coursetools.autograde.grade",
+                                        "nbgrader.apps.nbgraderapp"])
     return concurrent.futures.ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=_quiet_worker, initargs=(str(log_path),))
 

@@ -11,7 +11,8 @@ says what it found, as events for the instructor's report:
   moved to quarantine as well (nbgrader would copy what it points to);
 * an extra file over the size limit is quarantined; other extra files are
   listed and left alone (nbgrader copies the assignment's own files over any
-  file of the same name, so a forged ``convcheck.py`` changes nothing);
+  file of the same name, so a forged ``convcheck/`` file changes nothing, and a
+  ``convcheck.py`` beside the package is never imported: a package comes first);
 * a missing notebook, a changed kernelspec, and edited or deleted test and
   read-only cells are reported (autograding restores the cells and uses the
   assignment's kernelspec).
@@ -27,6 +28,7 @@ import nbformat
 
 from coursetools import ASSIGNMENT
 from coursetools.core.events import event
+from coursetools.core.limits import DEFAULT_LIMITS
 
 QUARANTINE = "quarantine"
 NBGRADER_FILES = {"submission_secret.txt", "timestamp.txt"}  # nbgrader's own submit and collect write these
@@ -100,7 +102,8 @@ def _cell_changes(notebook, release):
     return deleted, edited
 
 
-def preflight(course, student, max_notebook_mb=50, max_file_mb=100):
+def preflight(course, student, max_notebook_mb=DEFAULT_LIMITS["max_notebook_mb"],
+              max_file_mb=DEFAULT_LIMITS["max_file_mb"]):
     """Make submitted/<student>/session10 safe for nbgrader; return a list of events."""
     folder = course.submitted / student / ASSIGNMENT
     events = []

@@ -18,13 +18,13 @@ Written to ``reports/report.md`` and printed. It has four parts:
    extra files, ...).
 
 Answers never written are left out of 3 and 4: an answer cell still as released (the same text
-as the release's cell, or nbgrader's checksum of it as handed out) was not attempted, whatever the tests that check it raise; so is a whole
-notebook with every answer cell as released, and a test stopped by an unanswered cell it depends
-on. Files nbgrader's own submit and collect write (``submission_secret.txt``, ``timestamp.txt``)
-are not reported as extra files.
+as the release's cell, or nbgrader's checksum of it as handed out) was not attempted, whatever the
+tests that check it raise; so is a whole notebook with every answer cell as released, and a test
+stopped by an unanswered cell it depends on. Files nbgrader's own submit and collect write
+(``submission_secret.txt``, ``timestamp.txt``) are not reported as extra files.
 
-Sources: the gradebook (scores), ``reports/outcomes/<student>.json`` (written by
-``coursetools.autograde.grade.grade_student``) and the autograded notebooks (messages,
+Sources: the gradebook (scores), ``reports/outcomes/<student>.json`` (the records of grading,
+``coursetools.autograde.outcomes``) and the autograded notebooks (messages,
 and the events the grading preprocessors recorded in them).
 """
 import collections
@@ -33,8 +33,8 @@ import json
 import re
 
 from coursetools import ASSIGNMENT
+from coursetools.autograde.outcomes import all_events, load_outcomes
 from coursetools.autograde.preflight import NBGRADER_FILES  # filtered here too, for records made before
-from coursetools.autograde.grade import all_events, load_outcomes
 from coursetools.core.events import KINDS, severity
 from coursetools.core.limits import load_limits
 
@@ -305,7 +305,7 @@ def render(course, data=None):
              f"{plural(len(notebooks), 'notebook')}. "
              f"Limits: {limits['cell_timeout']} s per cell, {limits['notebook_timeout']} s per notebook, "
              f"{limits['memory_limit_mb']} MiB per kernel (nbgrader_config.py; docs/grading-guarantees.md).", "",
-             *_sandbox_lines(data), 
+             *_sandbox_lines(data),
              "## Scores", "",
              "Autograded (code) points per notebook, then the student's code, written and total points. Written "
              "answers are graded by hand in the formgrader; until they are, they show as *not graded yet* and "

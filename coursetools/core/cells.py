@@ -1,4 +1,5 @@
 """nbgrader's cells as plain JSON dicts or NotebookNodes: kinds, grade ids, solution regions."""
+import copy
 import re
 
 SOLUTION_MARKERS = re.compile(r"^\s*(###|===) ?(BEGIN|END) SOLUTION ?(===)?\s*$")
@@ -54,3 +55,13 @@ def clear_solution(source):
         elif not in_solution:
             new_lines.append(line)
     return "\n".join(new_lines) if replaced else CODE_STUB
+
+
+def released_code(notebook):
+    """A copy of a source notebook (JSON dict) with every code answer cleared as in the release
+    (``clear_solution``); the test cells keep their hidden tests."""
+    released = copy.deepcopy(notebook)
+    for cell in released["cells"]:
+        if cell.get("cell_type") == "code" and cell_kind(cell) == "solution":
+            cell["source"] = clear_solution(cell_source(cell))
+    return released

@@ -71,8 +71,12 @@ answer cells. These keys change the notebooks or the submission folder; all are 
 ``[expected]`` and ``[[message]]`` are asserted by tests/test_corpus.py; ``[[flag]]``
 by tests/test_robustness.py.
 """
+import copy
 import pathlib
 import tomllib
+import uuid
+
+from coursetools.core.cells import cell_source, grade_id, nbgrader_meta, solution_text
 
 LIST_KEYS = ("cell", "message", "insert", "delete", "file", "symlink", "flag", "omit", "blank")
 TABLE_KEYS = ("expected", "raw_notebook", "kernelspec")
@@ -93,3 +97,112 @@ def load_spec(path):
 def spec_name(path):
     """The student id a spec is graded as: its file name without .toml."""
     return pathlib.Path(path).stem
+
+
+# ---------------------------------------------------------------- a spec applied to a notebook
+
+def submitted_names(spec, notebooks):
+    """The notebooks a spec hands in: its ``submit`` list, else ``notebooks`` (every notebook)."""
+    names = list(spec.get("submit") or notebooks)
+    for key in ("cell", "insert", "delete"):
+        for change in spec.get(key, []):
+            if change["notebook"] not in names:
+                what = "cell change" if key == "cell" else key
+                raise ValueError(f"{what} for {change['notebook']!r}, which this spec does not submit")
+    return names
+
+
+def submitted_notebook(spec, name, notebook, source, restored=None):
+    """Change ``notebook`` (the release of notebook ``name``, a JSON dict or NotebookNode) in place into
+    what the spec hands in, and return it: on base "solution" (unless ``blank``) the answers of ``source``
+    (the source notebook), then the spec's cell changes, inserts, deletes and kernelspec.
+
+    ``restored(cell)``: true for the cells that grading puts back from source/ (nbgrader overwrites
+    locked cells): the spec's changes and deletes of those are left out.
+    """
+    restored = restored or (lambda cell: False)
+    cells = notebook["cells"]
+    releases = {grade_id(c): cell_source(c) for c in cells if grade_id(c)}
+    if spec["base"] == "solution" and name not in spec.get("blank", []):
+        answers = {grade_id(c): solution_text(cell_source(c)) for c in source["cells"]
+                   if nbgrader_meta(c).get("solution")}
+        for cell in cells:
+            if grade_id(cell) in answers:
+                cell["source"] = answers[grade_id(cell)]
+    elif spec["base"] != "release":
+        raise ValueError(f"unknown base {spec['base']!r}: use 'solution' or 'release'")
+    for change in spec.get("cell", []):
+        if change["notebook"] == name:
+            cell = _find(cells, name, change["grade_id"])
+            if not restored(cell):
+                _change_cell(cell, change, releases.get(change["grade_id"]))
+    for insert in spec.get("insert", []):
+        if insert["notebook"] == name:
+            after = insert.get("after", "")
+            position = cells.index(_find(cells, name, after)) + 1 if after else 0
+            cells.insert(position, _new_cell(insert.get("cell_type", "code"), insert["source"].strip("\n")))
+    for delete in spec.get("delete", []):
+        if delete["notebook"] == name:
+            for doomed in delete["grade_ids"]:
+                cell = _find(cells, name, doomed)
+                if not restored(cell):
+                    cells.remove(cell)
+    if name in spec.get("kernelspec", {}):
+        notebook.setdefault("metadata", {})["kernelspec"] = dict(spec["kernelspec"][name])
+    return notebook
+
+
+def _find(cells, name, wanted):
+    for cell in cells:
+        if grade_id(cell) == wanted:
+            return cell
+    raise ValueError(f"{name} has no cell {wanted!r}")
+
+
+def _new_cell(cell_type, source):
+    """A cell as nbformat.v4.new_code_cell / new_markdown_cell make it."""
+    cell = {"id": uuid.uuid4().hex[:8], "cell_type": cell_type, "metadata": {}, "source": source}
+    if cell_type == "code":
+        cell.update(outputs=[], execution_count=None)
+    return cell
+
+
+def _change_cell(cell, change, release_source):
+    if change.get("release"):
+        if release_source is None:
+            raise ValueError(f"no release version of cell {change['grade_id']!r}")
+        cell["source"] = release_source
+    if "source" in change:
+        cell["source"] = change["source"].strip("\n")
+    if "cell_type" in change and change["cell_type"] != cell["cell_type"]:
+        cell["cell_type"] = change["cell_type"]
+        if cell["cell_type"] == "code":
+            cell.setdefault("outputs", [])
+            cell.setdefault("execution_count", None)
+        else:
+            cell.pop("outputs", None)
+            cell.pop("execution_count", None)
+    if "nbgrader" in change:
+        cell.setdefault("metadata", {}).setdefault("nbgrader", {}).update(change["nbgrader"])
+    if change.get("strip_nbgrader"):
+        cell.get("metadata", {}).pop("nbgrader", None)
+    if "outputs" in change:
+        cell["outputs"] = [_output(o) for o in change["outputs"]]
+        cell["execution_count"] = change.get("execution_count")
+
+
+def _output(spec_output):
+    output = copy.deepcopy(spec_output)
+    if output.get("output_type") in ("execute_result", "display_data"):
+        output.setdefault("metadata", {})
+    if output.get("output_type") == "execute_result":
+        output.setdefault("execution_count", None)
+    return output
+
+
+def expected_code_score(spec, notebook, max_code):
+    """The code points a spec expects for a notebook: its [expected] entry, else full marks on base
+    "solution" and 0 on base "release"."""
+    if notebook in spec["expected"]:
+        return spec["expected"][notebook]
+    return max_code if spec["base"] == "solution" else 0

@@ -34,7 +34,31 @@ def _from_npy(text):
     return numpy.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
 
 
-class Agent:
+class TaggedDecoder:
+    """Tagged JSON to values: the walk both sides share; each side decodes arrays, handles and the rest its way."""
+
+    def decode(self, tree):
+        if isinstance(tree, list):
+            return [self.decode(item) for item in tree]
+        if not isinstance(tree, dict):
+            return tree
+        if "$array" in tree:
+            return self.decode_array(tree)
+        if "$tuple" in tree:
+            return tuple(self.decode(item) for item in tree["$tuple"])
+        if "$dict" in tree:
+            return {self.dict_key(self.decode(k)): self.decode(v) for k, v in tree["$dict"]}
+        if "$handle" in tree:
+            return self.decode_handle(tree)
+        return self.decode_plain(tree)
+
+    @staticmethod
+    def dict_key(key):
+        """A decoded key as the dict will hold it (the grader's side makes lists and arrays hashable)."""
+        return key
+
+
+class Agent(TaggedDecoder):
     def __init__(self, namespace):
         self.namespace = namespace
         self.handles = {}      # handle -> object the grader may ask about
@@ -94,38 +118,32 @@ class Agent:
         bases = [c.__name__ for c in type(error).__mro__ if c.__module__ == "builtins"]
         try:
             message = str(error)
-        except BaseException:  # noqa: B902 - a broken __str__ is still an answer
+        except BaseException:  # noqa: BLE001 - a broken __str__ is still an answer
             message = "(the error's message could not be read)"
         return {"type": type(error).__name__, "bases": bases, "message": message[:20_000]}
 
     # --- values from the grader
 
-    def decode(self, tree):
-        if isinstance(tree, list):
-            return [self.decode(item) for item in tree]
-        if not isinstance(tree, dict):
-            return tree
-        if "$array" in tree:
-            array = _from_npy(tree["$array"]).copy()
-            if tree.get("order") == "F":  # the grader's array was not C-contiguous: neither is the student's copy
-                import numpy
-                array = numpy.asfortranarray(array)
-            token = tree.get("token")
-            if token is None:
-                return array
-            known = self.arrays.get(token)
-            if known is not None and known.shape == array.shape and known.dtype == array.dtype:
-                import numpy
-                numpy.copyto(known, array)  # the same array again: what the student's code holds sees the change
-                return known
-            self.arrays[token] = array
+    def decode_array(self, tree):
+        array = _from_npy(tree["$array"]).copy()
+        if tree.get("order") == "F":  # the grader's array was not C-contiguous: neither is the student's copy
+            import numpy
+            array = numpy.asfortranarray(array)
+        token = tree.get("token")
+        if token is None:
             return array
-        if "$tuple" in tree:
-            return tuple(self.decode(item) for item in tree["$tuple"])
-        if "$dict" in tree:
-            return {self.decode(k): self.decode(v) for k, v in tree["$dict"]}
-        if "$handle" in tree:
-            return self.handles[tree["$handle"]]
+        known = self.arrays.get(token)
+        if known is not None and known.shape == array.shape and known.dtype == array.dtype:
+            import numpy
+            numpy.copyto(known, array)  # the same array again: what the student's code holds sees the change
+            return known
+        self.arrays[token] = array
+        return array
+
+    def decode_handle(self, tree):
+        return self.handles[tree["$handle"]]
+
+    def decode_plain(self, tree):
         value = decode_simple(tree)
         if value is not UNKNOWN:
             return value
@@ -158,7 +176,7 @@ class Agent:
                         result = target(*args, **kwargs)
                 else:
                     result = target(*args, **kwargs)
-            except BaseException as error:  # noqa: B902 - whatever the student's code raises is an answer
+            except BaseException as error:  # noqa: BLE001 - whatever the student's code raises is an answer
                 answer = {"raised": self.raised(error)}
             else:
                 answer = {"value": self.encode(result)}
@@ -185,7 +203,7 @@ class Agent:
                 value = numpy.asarray(target)
             else:
                 raise ValueError(f"unknown request {op!r}")
-        except BaseException as error:  # noqa: B902
+        except BaseException as error:  # noqa: BLE001 - a failed request is an answer too
             return {"raised": self.raised(error)}
         return {"value": self.encode(value)}
 
@@ -193,7 +211,7 @@ class Agent:
         """One request (JSON text) in, one answer (JSON text) out."""
         try:
             answer = json.dumps(self.answer(json.loads(text)))
-        except BaseException as error:  # noqa: B902 - the grader reads a failed request as a failed test
+        except BaseException as error:  # noqa: BLE001 - the grader reads a failed request as a failed test
             answer = json.dumps({"failed": self.raised(error)})
         return answer if len(answer) <= MAX_ANSWER else json.dumps({"failed": {"type": "AnswerTooLarge", "bases": [],
                                                                                "message": "the result is too large"}})

@@ -16,7 +16,6 @@ The verdict is written into the cell's outputs as nbgrader expects: an error out
 test, printed text is kept. Names bound by the notebook's own import statements (``np``,
 ``torch``, ``convcheck``, ...) are the grader's modules, never the kernel's.
 """
-import ast
 import builtins
 import contextlib
 import fractions
@@ -35,7 +34,7 @@ import numpy as np
 
 from coursetools.grader import agent, libraryscan, tamper
 
-COURSE_MODULES = ("convcheck", "coursedata", "plots")   # shipped modules: the grader loads its own copies
+COURSE_MODULES = ("convcheck", "coursedata", "plots")   # shipped modules (file or package): the grader loads its own
 TRUSTED_TYPES = ("torch.", "numpy.")                   # classes a handle may claim to be (for isinstance)
 
 
@@ -60,8 +59,8 @@ _npy, _from_npy = agent._npy, agent._from_npy  # one encoding on both sides
 
 def rebuild_error(info):
     """An exception like the one the student's code raised: its builtin class, or a subclass named like it."""
-    bases = [getattr(builtins, name) for name in info.get("bases", []) if isinstance(getattr(builtins, name, None), type)
-             and issubclass(getattr(builtins, name), BaseException)]
+    bases = [getattr(builtins, name) for name in info.get("bases", [])
+             if isinstance(getattr(builtins, name, None), type) and issubclass(getattr(builtins, name), BaseException)]
     base = bases[0] if bases else Exception
     message = str(info.get("message", ""))
     if not issubclass(base, Exception):  # KeyboardInterrupt, SystemExit: never raised inside the grader
@@ -74,7 +73,7 @@ def rebuild_error(info):
         return type(name, (Exception,), {"__module__": "student"})(message)
 
 
-class Remote:
+class Remote(agent.TaggedDecoder):
     """The grader's side of the agent: requests, plain values both ways, proxies for the rest."""
 
     def __init__(self, rpc):
@@ -139,21 +138,19 @@ class Remote:
 
     # --- from the kernel
 
-    def decode(self, tree):
-        if isinstance(tree, list):
-            return [self.decode(item) for item in tree]
-        if not isinstance(tree, dict):
-            return tree
-        if "$array" in tree:
-            return _from_npy(tree["$array"])
-        if "$tuple" in tree:
-            return tuple(self.decode(item) for item in tree["$tuple"])
-        if "$dict" in tree:
-            return {_hashable(self.decode(k)): self.decode(v) for k, v in tree["$dict"]}
-        if "$handle" in tree:
-            if tree.get("callable") and not str(tree.get("type", "")).startswith(TRUSTED_TYPES):
-                return RemoteFunction(self, tree)
-            return RemoteObject(self, tree)
+    def decode_array(self, tree):
+        return _from_npy(tree["$array"])
+
+    @staticmethod
+    def dict_key(key):
+        return _hashable(key)
+
+    def decode_handle(self, tree):
+        if tree.get("callable") and not str(tree.get("type", "")).startswith(TRUSTED_TYPES):
+            return RemoteFunction(self, tree)
+        return RemoteObject(self, tree)
+
+    def decode_plain(self, tree):
         try:
             value = agent.decode_simple(tree)
         except (ValueError, TypeError) as error:
@@ -311,19 +308,33 @@ class Namespace(dict):
         return {k: v for k, v in self.items() if k not in self._fetched and not k.startswith("__")}
 
 
+def shipped_module_path(source_dir, name):
+    """Where the shipped module ``name`` lives in ``source_dir``: its package folder or its file (None: neither)."""
+    folder, file = pathlib.Path(source_dir) / name, pathlib.Path(source_dir) / f"{name}.py"
+    return folder if (folder / "__init__.py").is_file() else file if file.is_file() else None
+
+
 def load_module(name, path):
-    """A fresh module from ``path`` (the grader's trusted copy of a shipped module)."""
-    spec = importlib.util.spec_from_file_location(name, path)
+    """A fresh module from ``path``, a file or a package folder (the grader's trusted copy of a shipped module).
+
+    The copy is isolated: while it loads, ``name`` and its submodules are taken out of ``sys.modules``
+    (a package's relative imports must find the fresh copy), and afterwards whatever was there is put back."""
+    path = pathlib.Path(path)
+    if path.is_dir():
+        spec = importlib.util.spec_from_file_location(name, path / "__init__.py",
+                                                      submodule_search_locations=[str(path)])
+    else:
+        spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    previous = sys.modules.get(name)
-    sys.modules[name] = module  # dataclasses and pickling look the module up while it loads
+    ours = [key for key in sys.modules if key == name or key.startswith(name + ".")]
+    previous = {key: sys.modules.pop(key) for key in ours}
+    sys.modules[name] = module  # dataclasses, pickling and relative imports look the module up while it loads
     try:
         spec.loader.exec_module(module)
     finally:
-        if previous is not None:
-            sys.modules[name] = previous
-        else:
-            sys.modules.pop(name, None)
+        for key in [key for key in sys.modules if key == name or key.startswith(name + ".")]:
+            del sys.modules[key]
+        sys.modules.update(previous)
     return module
 
 
@@ -350,18 +361,26 @@ class Judge:
     def module(self, name):
         if name in self.modules:
             return self.modules[name]
-        top = name.split(".")[0]
-        if top in COURSE_MODULES and (self.source_dir / f"{top}.py").is_file():
-            module = load_module(top, self.source_dir / f"{top}.py")
+        top, _, rest = name.partition(".")
+        shipped = shipped_module_path(self.source_dir, top) if top in COURSE_MODULES else None
+        if shipped is None:
+            module = importlib.import_module(name)
+        elif rest:  # a submodule of the grader's own copy (convcheck.references)
+            module = self.module(top)
+            for part in rest.split("."):
+                module = getattr(module, part)
+        else:
+            module = load_module(top, shipped)
             if top == "convcheck":
                 self.arm_checks(module)
-        else:
-            module = importlib.import_module(name)
         self.modules[name] = module
         return module
 
     def arm_checks(self, checks):
-        """The grader's convcheck: library convolutions found in the submitted source, grading seeds."""
+        """The grader's convcheck: library convolutions found in the submitted source, grading seeds.
+
+        Both are names the package's checks read when they run (``convcheck/hooks.py``), so setting them
+        on the package reaches every submodule."""
         original = checks._reject_library_conv
         sources = self.student_sources
 
@@ -373,8 +392,8 @@ class Judge:
             if not found:
                 found = sorted(set(func.call_blocking_libraries(*probe_args)))
             if found:
-                checks._fail(f"{name} must compute the convolution itself.", allowed,
-                             "a call to " + ", ".join(found), hint=hint)
+                checks.failures.fail(f"{name} must compute the convolution itself.", allowed,
+                                     "a call to " + ", ".join(found), hint=hint)
 
         checks._reject_library_conv = reject_library_conv
         checks.GRADING_SEED = self.seed_material

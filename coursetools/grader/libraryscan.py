@@ -26,7 +26,7 @@ FFTS = {"fft", "fft2", "fftn", "rfft", "rfft2", "rfftn", "ifft", "ifft2", "ifftn
         "hfft", "ihfft"}
 CHECKS_REFERENCES = {"conv2d_reference", "_batch_reference", "_reference_conv", "_torch_conv", "_numpy_conv",
                      "map_of", "_convolution", "_conv_forward", "mkldnn_convolution", "cudnn_convolution"}
-CHECKS_MODULE = "convcheck"  # anything of it used inside a student's function is reported
+CHECKS_MODULE = "convcheck"  # anything of it (or of its submodules) used inside a student's function is reported
 DYNAMIC = {"getattr", "__import__", "import_module", "eval", "exec", "compile", "vars", "globals", "locals"}
 MODULE_ROUTES = {"__import__", "importlib", "sys", "builtins", "globals", "vars", "locals"}
 

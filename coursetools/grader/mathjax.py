@@ -43,7 +43,8 @@ class MathJaxMissing(RuntimeError):
 def template_dirs():
     """Ours first, then nbgrader's formgrader templates, which ours extend."""
     import nbgrader
-    return [str(TEMPLATES), str(pathlib.Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates")]
+    formgrader = pathlib.Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"
+    return [str(TEMPLATES), str(formgrader)]
 
 
 def source_folder():

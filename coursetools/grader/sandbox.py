@@ -96,13 +96,8 @@ def gpu_binds():
 
 def limits_command(memory_mb=0, processes=0, file_mb=0):
     """``prlimit`` arguments that set the kernel's limits before it starts (empty: none)."""
-    args = []
-    if memory_mb:
-        args.append(f"--data={memory_mb * 1024 * 1024}")
-    if processes:
-        args.append(f"--nproc={processes}")
-    if file_mb:
-        args.append(f"--fsize={file_mb * 1024 * 1024}")
+    limits = {"data": memory_mb * 1024 * 1024, "nproc": processes, "fsize": file_mb * 1024 * 1024}
+    args = [f"--{name}={value}" for name, value in limits.items() if value]
     return ["prlimit", *args, "--"] if args else []
 
 

@@ -25,7 +25,7 @@ pass. Two independent layers look for that:
     the assignment folder, rebinding a module name that the read-only cells
     imported (``np = ...``), stack inspection.
 
-* **The runtime guard** (``GUARD_SOURCE``) is installed in the kernel by
+* **The runtime guard** (``coursetools.grader.guard``) is installed in the kernel by
   ``coursetools.grader.execution.ResilientExecute`` before the first cell runs, and
   asked after every code cell. It finds, whatever the code that did it:
   functions or callable objects defined in the notebook that sit in a
@@ -36,7 +36,7 @@ pass. Two independent layers look for that:
   (trace, profile, excepthook, displayhook, import hooks) or the IPython
   input transformers and events.
 
-Policy (``coursetools.grader.execution.TamperCheck``): *tampering* voids the notebook's
+Policy (``coursetools.grader.preprocessors.TamperCheck``): *tampering* voids the notebook's
 autograded tests (each scores 0, with a message saying why) and is listed in
 the instructor's report; *suspicious* is only listed. An instructor who
 disagrees overrides the scores in the formgrader.
@@ -47,6 +47,10 @@ constructs it does not know. The scan flags the tools that evasion needs
 submission still reaches the report.
 """
 import ast
+import inspect
+
+from coursetools.core.events import event
+from coursetools.grader import guard
 
 CHECKS_MODULES = ("convcheck",)
 PROTECTED_ROOTS = ("convcheck", "coursedata", "numpy", "torch", "math", "builtins", "numbers", "operator",
@@ -171,16 +175,12 @@ def _settings(path):
     return any(path.startswith(prefix) for prefix in SETTINGS)
 
 
-def _finding(kind, detail, line):
-    return {"kind": kind, "detail": detail, "line": line}
-
-
 def scan_source(tree, aliases, locked_modules):
     """Findings for one parsed cell. ``locked_modules``: {name: module} bound by the read-only cells."""
     found = []
 
     def add(kind, detail, node):
-        found.append(_finding(kind, detail, getattr(node, "lineno", 0)))
+        found.append(event(kind, detail, line=getattr(node, "lineno", 0)))
 
     def check_store(target, node, verb):
         if isinstance(target, (ast.Tuple, ast.List)):
@@ -341,7 +341,7 @@ def scan_notebook(nb):
     locked = {name: _path(binding) for name, binding in locked_imports(cells).items()
               if _protected(_path(binding))}
     findings = []
-    for index, (cell, tree) in enumerate(zip(cells, trees)):
+    for index, (cell, tree) in enumerate(zip(cells, trees, strict=True)):
         if tree is None or not is_student_cell(cell):
             continue
         where = _nbgrader(cell).get("grade_id") or f"cell {index + 1}"
@@ -359,156 +359,22 @@ def scan_notebook(nb):
 
 # ----------------------------------------------------------------------------- the runtime guard
 
-GUARDED_MODULES = ("convcheck", "coursedata", "numpy", "numpy.testing", "numpy.linalg", "math", "builtins",
-                   "numbers", "operator", "fractions", "torch", "torch.nn", "torch.nn.functional", "torch.testing")
-
-# Installed once per kernel (before any student code) under a random name in builtins.
-# Calling it returns a list of findings (strings); it must never raise.
-GUARD_SOURCE = r'''
-def _coursetools_make_guard(guarded, checks_modules):
-    import builtins, os, sys, tempfile, types
-    ip = get_ipython()
-    cell_dir = os.path.join(tempfile.gettempdir(), "ipykernel_%d" % os.getpid())
-    missing = object()
-    baselines = {}   # id-keyed snapshots of namespaces: {key: (owner, {name: value})}
-
-    def notebook_code(obj, depth=0):
-        if depth > 2 or obj is None:
-            return False
-        code = getattr(obj, "__code__", None)
-        if code is None and isinstance(obj, types.MethodType):
-            code = getattr(obj.__func__, "__code__", None)
-        if code is not None:
-            name = code.co_filename
-            return name.startswith(cell_dir) or name.startswith("<ipython-input") or name == "<string>"
-        func = getattr(obj, "func", None)
-        if func is not None and func is not obj:
-            return notebook_code(func, depth + 1)
-        if isinstance(obj, type):
-            return obj.__module__ == "__main__"
-        return callable(obj) and type(obj).__module__ == "__main__"
-
-    def replaceable(value):
-        return isinstance(value, (types.FunctionType, types.BuiltinFunctionType, types.ModuleType, type)) \
-            or type(value).__name__ == "ufunc"
-
-    def watch(key, owner, label, out, replaced=True):
-        # Compare a namespace with its first snapshot; only what changed is looked at closely.
-        try:
-            items = list(vars(owner).items())
-        except TypeError:
-            return
-        entry = baselines.get(key)
-        if entry is None or entry[0] is not owner:
-            baselines[key] = (owner, dict(items))
-            for name, value in items:
-                if callable(value) and notebook_code(value):
-                    out.append("%s.%s is replaced by notebook code" % (label, name))
-            return
-        base = entry[1]
-        for name, value in items:
-            old = base.get(name, missing)
-            if old is value:
-                continue
-            if callable(value) and notebook_code(value):
-                out.append("%s.%s is replaced by notebook code" % (label, name))
-            elif replaced and old is not missing and replaceable(old):
-                out.append("%s.%s was replaced" % (label, name))
-
-    def watch_object(key, obj, label, out):
-        # An object's own attributes, and the classes it is made of.
-        if obj is None:
-            return
-        watch(key, obj, label, out, replaced=False)
-        for klass in type(obj).__mro__:
-            if klass.__module__ == "__main__":
-                out.append("%s is an object of a class defined in the notebook" % label)
-                return
-            if klass is not object:
-                watch((key, klass.__qualname__), klass, "%s (%s)" % (label, klass.__name__), out)
-
-    def snapshot():
-        return {
-            "excepthook": sys.excepthook, "displayhook": sys.displayhook,
-            "meta_path": list(sys.meta_path), "path_hooks": list(sys.path_hooks),
-            "cleanup": list(ip.input_transformers_cleanup), "post": list(ip.input_transformers_post),
-            "ast": list(ip.ast_transformers),
-        }
-
-    base = snapshot()
-
-    def check(aliases):
-        out = []
-        try:
-            for name in guarded:
-                module = sys.modules.get(name)
-                if module is None:
-                    continue
-                if not isinstance(module, types.ModuleType) or getattr(module, "__name__", None) != name:
-                    out.append("sys.modules[%r] is not the real module" % name)
-                    continue
-                entry = baselines.get(name)
-                if entry is not None and entry[0] is not module:
-                    out.append("the module %s was replaced in sys.modules" % name)
-                    continue
-                watch(name, module, name, out)
-                for attr, value in list(baselines[name][1].items()):
-                    if isinstance(value, type) and value.__module__ == name:
-                        watch((name, attr), value, "%s.%s" % (name, attr), out)
-            main = sys.modules["__main__"].__dict__
-            for name, module, attr in aliases:
-                target = sys.modules.get(module)
-                if attr is not None:
-                    target = getattr(target, attr, None) if target is not None else None
-                if name not in main:
-                    continue
-                value = main[name]
-                if target is None or value is target:
-                    continue
-                fake = isinstance(value, (types.ModuleType, types.SimpleNamespace)) or notebook_code(value) \
-                    or type(value).__module__ == "__main__"
-                if module.split(".")[0] in checks_modules or fake:
-                    out.append("the name %s no longer refers to %s" % (name, module + ("." + attr if attr else "")))
-            now = snapshot()
-            for key in ("excepthook", "displayhook"):
-                if now[key] is not base[key] and notebook_code(now[key]):
-                    out.append("sys.%s is notebook code" % key)
-            for key in ("meta_path", "path_hooks", "cleanup", "post", "ast"):
-                for item in now[key]:
-                    if not any(item is old for old in base[key]) and (notebook_code(item) or notebook_code(
-                            getattr(item, "find_spec", None)) or notebook_code(getattr(item, "visit", None))):
-                        out.append("a notebook-defined %s hook was installed" % key.replace("_", " "))
-            if sys.gettrace() is not None:
-                out.append("a trace function is installed (sys.settrace)")
-            if sys.getprofile() is not None:
-                out.append("a profile function is installed (sys.setprofile)")
-            if ip.custom_exceptions:
-                out.append("a custom exception handler is installed (set_custom_exc)")
-            for event, callbacks in ip.events.callbacks.items():
-                for callback in callbacks:
-                    if notebook_code(callback):
-                        out.append("a notebook-defined IPython %s callback is registered" % event)
-            kernel = getattr(ip, "kernel", None)
-            watch_object("shell", ip, "the IPython shell", out)
-            watch_object("kernel", kernel, "the kernel", out)
-            watch_object("session", getattr(kernel, "session", None), "the kernel session", out)
-            watch_object("displayhook", ip.displayhook, "the display hook", out)
-            watch_object("display_pub", ip.display_pub, "the display publisher", out)
-        except BaseException as error:
-            out.append("the integrity check could not run (%s: %s)" % (type(error).__name__, error))
-        return sorted(set(out))
-
-    return check
-'''
+# convcheck's submodules too (source/session10/convcheck/*.py): a check replaced in one
+# does not show in the package's namespace.
+GUARDED_MODULES = ("convcheck", "convcheck.answers", "convcheck.basic", "convcheck.batch_diagnoses",
+                   "convcheck.batched", "convcheck.calls", "convcheck.contract", "convcheck.diagnoses",
+                   "convcheck.failures", "convcheck.hooks", "convcheck.layers", "convcheck.library",
+                   "convcheck.references", "convcheck.single_channel", "coursedata", "numpy", "numpy.testing",
+                   "numpy.linalg", "math", "builtins", "numbers", "operator", "fractions", "torch", "torch.nn",
+                   "torch.nn.functional", "torch.testing")
 
 
 def guard_install_code(token):
-    """Kernel code that installs the guard as builtins.<token> (compiled under its own file name,
-    so the guard is not taken for notebook code)."""
-    return (f"exec(compile({GUARD_SOURCE!r}, '<coursetools-guard>', 'exec'), "
-            "_ct_ns := {'get_ipython': get_ipython})\n"
-            f"__import__('builtins').__dict__[{token!r}] = _ct_ns['_coursetools_make_guard']("
-            f"{GUARDED_MODULES!r}, {CHECKS_MODULES!r})\n"
+    """Kernel code that installs the guard (``coursetools.grader.guard``) as builtins.<token>, before any
+    student code (compiled under its own file name, so the guard is not taken for notebook code)."""
+    return (f"exec(compile({inspect.getsource(guard)!r}, '<coursetools-guard>', 'exec'), _ct_ns := {{}})\n"
+            f"__import__('builtins').__dict__[{token!r}] = _ct_ns['make_guard']("
+            f"{GUARDED_MODULES!r}, {CHECKS_MODULES!r}, get_ipython())\n"
             "del _ct_ns\n")
 
 

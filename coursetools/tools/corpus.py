@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from coursetools import REPO
-from coursetools.plain.runner import expected_code_score
+from coursetools.core.spec import expected_code_score
 
 
 def score_problems(course, scores, spec_path):
@@ -76,7 +76,7 @@ def diagnosis_rate(course, scores, spec_paths):
         named = False
         for message in spec["message"]:
             notebook = autograded_notebook(course, stem, message["notebook"])
-            for grade_id, ename, text in failing_tests(notebook):
+            for grade_id, _ename, text in failing_tests(notebook):
                 if grade_id == message["grade_id"] and message["contains"] in text and \
                         ("likely mistake:" in text or "hint:" in text):
                     named = True

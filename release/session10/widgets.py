@@ -141,7 +141,8 @@ def kernel_editor(convolve, kernels, images, start=None, image=None):
     start_menu.observe(load, names="value")
     load()
     return ipywidgets.VBox([ipywidgets.HBox([start_menu, image_menu]),
-                            ipywidgets.GridBox(entries, layout=ipywidgets.Layout(grid_template_columns="repeat(3, 140px)")),
+                            ipywidgets.GridBox(entries,
+                                               layout=ipywidgets.Layout(grid_template_columns="repeat(3, 140px)")),
                             plot])
 
 

@@ -69,7 +69,8 @@ def validate(paths):
             problems.append(f"a test cell was edited; restore it (the autograder uses the original):\n"
                             f"{cell['source'][:200]}")
         for cell in results.get("failed", []):
-            problems.append(f"{cell['raw_error'].strip()}\n  in the cell beginning: {cell['source'].splitlines()[0][:80]}"
+            problems.append(f"{cell['raw_error'].strip()}\n  in the cell beginning: "
+                            f"{cell['source'].splitlines()[0][:80]}"
                             if cell["source"] else cell["raw_error"].strip())
         blank = f"{untouched} of {total} answer cells untouched (still as handed out)" if untouched else ""
         if problems:

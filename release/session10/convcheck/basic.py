@@ -1,0 +1,122 @@
+"""Comparisons of plain values: type, number, shape, array, an error raised."""
+import math
+import numbers
+
+import numpy as np
+
+from .failures import CheckFailure, check, fail, not_written, short
+
+
+def to_numpy(value):
+    """A NumPy array from an array, a tensor on any device, or a nested list."""
+    if type(value).__module__.startswith("torch"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def check_type(got, types, name, *, hint=None):
+    """``got`` must be an instance of ``types`` (a type or tuple of types)."""
+    if not isinstance(got, types):
+        names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        fail(f"{name} has the wrong type.", names, f"{type(got).__name__}: {short(got)}", hint=hint)
+
+
+def check_scalar(got, expected, name, *, rtol=0.0, atol=0.0, hint=None):
+    """A number equal to ``expected``; exact unless a tolerance is given."""
+    if isinstance(got, (bool, np.bool_)) or not isinstance(got, (numbers.Number, np.generic)) \
+            or (isinstance(got, np.ndarray) and got.size != 1):
+        fail(f"{name} should be a single number.", expected, f"{type(got).__name__}: {short(got)}", hint=hint)
+    got_value = complex(got).real if isinstance(got, complex) else float(got)
+    if not math.isfinite(got_value) or not math.isclose(got_value, float(expected), rel_tol=rtol, abs_tol=atol):
+        tolerance_note = f" (tolerance: relative {rtol:g}, absolute {atol:g})" if (rtol or atol) else ""
+        fail(f"{name} is not right{tolerance_note}.", expected, got, hint=hint)
+
+
+def check_shape(got, expected, name, *, hint=None):
+    """An array (or tensor) of exactly the shape ``expected``, naming the first wrong dimension."""
+    shape = tuple(getattr(got, "shape", np.shape(got)))
+    expected = tuple(expected)
+    if shape == expected:
+        return
+    if len(shape) != len(expected):
+        where = f"number of dimensions: expected {len(expected)}, got {len(shape)}"
+    else:
+        dim = next(d for d, (a, b) in enumerate(zip(shape, expected)) if a != b)
+        where = f"dimension {dim}: expected {expected[dim]}, got {shape[dim]}"
+    fail(f"{name} has the wrong shape.", expected, shape, where, hint)
+
+
+def check_array(got, expected, name, *, atol=0.0, rtol=0.0, hint=None, index_names=None):
+    """Element-wise comparison, naming the first wrong element and the largest error.
+
+    ``atol`` may be an array (a bound per element) as well as a number.
+    """
+    got_array = to_numpy(got)
+    expected = np.asarray(expected)
+    check_shape(got_array, expected.shape, name, hint=hint)
+    if got_array.dtype == object or not np.issubdtype(got_array.dtype, np.number) and got_array.dtype != bool:
+        fail(f"{name} must hold numbers.", "numeric array", f"dtype {got_array.dtype}", hint=hint)
+    difference = np.abs(got_array.astype(np.float64) - expected.astype(np.float64))
+    bound = np.broadcast_to(np.asarray(atol, dtype=np.float64) + rtol * np.abs(expected), expected.shape)
+    wrong = ~(difference <= bound)  # also catches NaN
+    if not wrong.any():
+        return
+    first = tuple(int(i) for i in np.argwhere(wrong)[0])
+    names = index_names or ("i", "j") if expected.ndim == 2 else index_names
+    where = "element " + (", ".join(f"{n}={v}" for n, v in zip(names, first)) if names else str(first))
+    finite = difference[np.isfinite(difference)]
+    # on lines of their own: nbgrader's Validate dialog does not wrap long lines
+    where += f"\n  largest error: {finite.max() if finite.size else float('nan'):.3g}"
+    if np.any(bound > 0):
+        where += f" (tolerance at element {', '.join(map(str, first))}: {bound[first]:.3g})"
+    fail(f"{name}: {int(wrong.sum())} of {wrong.size} elements are wrong.", short(expected[first].item()),
+         short(got_array[first].item()), where, hint)
+
+
+def _close(got, wrong, atol, rtol):
+    try:
+        got = to_numpy(got).astype(np.float64)
+        wrong = np.asarray(to_numpy(wrong), dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    if got.shape != wrong.shape:
+        return False
+    return bool(np.all(np.abs(got - wrong) <= np.max(atol) + rtol * np.abs(wrong)))
+
+
+def check_array_with_mistakes(got, expected, name, *, mistakes=(), atol=0.0, rtol=0.0, hint=None, index_names=None):
+    """``check_array``; on a failure, ``got`` is also compared with known wrong arrays.
+
+    ``mistakes`` holds ``(wrong_array, explanation)`` pairs; the first one that
+    ``got`` matches (same shape, within the same tolerance) is added to the
+    message as the likely mistake.
+    """
+    try:
+        check_array(got, expected, name, atol=atol, rtol=rtol, hint=hint, index_names=index_names)
+    except CheckFailure as failure:
+        for wrong, explanation in mistakes or ():
+            if _close(got, wrong, atol, rtol):
+                raise CheckFailure(f"{failure}\n  likely mistake: {explanation}") from None
+        raise
+
+
+def check_raises(func, exception, name, *, hint=None):
+    """``func()`` must raise ``exception``; returns the exception so its message can be checked."""
+    try:
+        result = func()
+    except exception as error:
+        return error
+    except NotImplementedError as unwritten:
+        raise not_written(func, name, unwritten) from None
+    except Exception as error:  # noqa: BLE001 - any other error is the student's bug to see
+        fail(f"{name} raised the wrong kind of error.", exception.__name__,
+             f"{type(error).__name__}: {error}", hint=hint)
+    fail(f"{name} did not raise an error.", exception.__name__, f"returned {short(result)}", hint=hint)
+
+
+def check_value_error(func, name, *, why, hint=None):
+    """``func()`` must raise ValueError with a non-empty message; ``why`` says what is wrong with the call."""
+    error = check_raises(func, ValueError, name, hint=hint or f"{why}: raise ValueError('...') saying so")
+    check(str(error).strip() != "",
+          f"{name} raised ValueError without a message. Say what is wrong ({why}), e.g. raise ValueError('...').")
+    return error

@@ -1,0 +1,196 @@
+"""Checks of a student's single-channel convolution: values against a reference, properties, true convolution."""
+import numpy as np
+
+from . import hooks
+from .basic import check_array, to_numpy
+from .calls import call_in_style, check_result, describe, same
+from .diagnoses import GENERIC_SHAPE, diagnose_conv2d
+from .failures import CheckFailure, call_student, fail, fail_explained, fail_returned_nothing, result_of, short
+from .references import NUMPY, compute_device, conv2d_reference, conv_atol, precision_of, reference_name
+
+
+def _culprit_line(name, culprits):
+    listed = " and ".join(f"`{c}`" for c in culprits)
+    return (f"{listed} {'fails its' if len(culprits) == 1 else 'fail their'} own tests too; if {name} calls "
+            f"{'it' if len(culprits) == 1 else 'them'}, fix {listed} first and run this test again")
+
+
+def shape_line(got_shape, expected_shape, image_shape, kernel_shape, padding, stride):
+    """The output-size rule, worked for the failing call itself."""
+    (H, W), (kH, kW) = image_shape, kernel_shape
+    return (f"output shape {tuple(got_shape)} for a {H}x{W} image, a {kH}x{kW} kernel, padding {padding} and "
+            f"stride {stride}: rows (H + 2p - kH) // s + 1 = ({H} + {2 * padding} - {kH}) // {stride} + 1 = "
+            f"{expected_shape[0]}, columns ({W} + {2 * padding} - {kW}) // {stride} + 1 = {expected_shape[1]}")
+
+
+def _wrong_helpers(helpers):
+    """The names in ``helpers`` ({name: function(image, kernel)}) whose function is wrong on a small probe."""
+    image = np.random.default_rng(3).standard_normal((6, 7))
+    kernel = np.array([[1.0, 2.0, 0.0], [-1.0, 3.0, 1.0]])
+    wrong = []
+    for helper_name, helper in (helpers or {}).items():
+        try:
+            ok = same(call_in_style(helper, "conv2d", image, kernel, 0, 1),
+                      conv2d_reference(image, kernel, device=NUMPY))
+        except Exception:  # noqa: BLE001 - a helper that raises is wrong too
+            ok = False
+        if not ok:
+            wrong.append(helper_name)
+    return wrong
+
+
+def check_conv2d(func, image, kernel, *, expected=None, name=None, padding=0, stride=1, style="full", device=None,
+                 reference_dtype=np.float64, hint=None, diagnose=True, depends_on=None):
+    """Compare ``func`` with torch's convolution (or with a hand-calculated ``expected``).
+
+    The result must keep the contract (``calls.check_result``): a NumPy float array, float64 for
+    float64 inputs, inputs unchanged. The reference is computed from copies of the inputs made
+    before the call; the tolerance is ``conv_atol`` for the inputs' precision and the reference's device.
+    On a mismatch the message names the first wrong element, gives both values, states the
+    tolerance and the largest error, and adds the diagnosis from ``diagnose_conv2d`` (or ``hint``).
+    ``depends_on`` ({name: function}) names the student's functions this one is meant to reuse
+    (``conv2d_padded`` calls ``conv2d``): when one of them is wrong, the message points there instead.
+    """
+    device = device or compute_device()
+    name = name or getattr(func, "__name__", "conv")
+    shape = np.shape(image)
+    call = f"{name}(image {shape[0]}x{shape[1]}, kernel {np.shape(kernel)[0]}x{np.shape(kernel)[1]}" + \
+        (f", padding={padding}" if style != "conv2d" else "") + (f", stride={stride}" if style == "full" else "") + ")"
+    image_before, kernel_before = np.array(image, copy=True), np.array(kernel, copy=True)
+
+    def explain():  # (likely mistake, hint): a wrong helper first, else the probes' diagnosis
+        culprits = _wrong_helpers(depends_on)
+        if culprits:
+            return _culprit_line(name, culprits), None
+        return None, diagnose_conv2d(func, style=style, device=device) if diagnose else hint
+
+    got = result_of(func, name, call, lambda: call_in_style(func, style, image, kernel, padding, stride, copy=False),
+                    explain)
+    if expected is None:
+        expected = conv2d_reference(image_before, kernel_before, padding=padding, stride=stride, device=device,
+                                    dtype=reference_dtype)
+    precision = precision_of(image_before, kernel_before, np.zeros(0, reference_dtype))
+    check_result(got, call, {"image": (image, image_before), "kernel": (kernel, kernel_before)}, expected)
+    atol = conv_atol(image_before, kernel_before, padding=padding, stride=stride, dtype=precision, device=device)
+    try:
+        check_array(got, expected, call, atol=atol)
+    except CheckFailure as failure:
+        culprit, diagnosis = explain()
+        diagnosis = culprit or (diagnosis if diagnose else None)
+        if got.shape != np.shape(expected) and (diagnosis is None or diagnosis.startswith(GENERIC_SHAPE)):
+            diagnosis = shape_line(got.shape, np.shape(expected), np.shape(image_before), np.shape(kernel_before),
+                                   padding, stride)
+        bound = hooks.package.tolerance(precision, device, np.size(kernel_before))
+        fail_explained(failure, diagnosis, hint, f"reference: {reference_name(device)}; tolerance "
+                       f"{bound:g} x sum|patch*kernel| for {precision} inputs")
+    return to_numpy(got)
+
+
+def call_conv(func, *args, name=None, style=None, **kwargs):
+    """Call a student's convolution and return its result as a float64 array.
+
+    An error, a missing result or a result that is not numbers becomes a
+    readable failure naming the call; with ``style`` (as in ``diagnose_conv2d``)
+    the failure also carries the probes' diagnosis.
+    """
+    name = name or getattr(func, "__name__", "your function")
+    call = f"{name}(" + ", ".join([describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()]) + ")"
+    got = result_of(func, name, call, lambda: func(*args, **kwargs),
+                    (lambda: (None, diagnose_conv2d(func, style=style))) if style else None)
+    if got is None:
+        fail_returned_nothing(call, "an array")
+    try:
+        result = to_numpy(got).astype(np.float64)
+    except (TypeError, ValueError):
+        fail(f"{call} must return an array of numbers.", "a NumPy array", f"{type(got).__name__}: {short(got)}")
+    return result
+
+
+def check_conv_property(got, expected, name, *, atol, hint=None, func=None, style="full"):
+    """Two results that a property of convolution says are equal (``check_array`` within ``atol``).
+
+    With ``func``, a failure also carries ``diagnose_conv2d(func, style=style)`` as the likely mistake.
+    """
+    try:
+        check_array(got, expected, name, atol=atol, hint=hint)
+    except CheckFailure as failure:
+        diagnosis = diagnose_conv2d(func, style=style) if func is not None else None
+        raise CheckFailure(str(failure) + (f"\n  likely mistake: {diagnosis}" if diagnosis else "")) from None
+
+
+def map_of(at_function, name=None):
+    """A whole-map function ``(image, kernel) -> array`` from a one-position function.
+
+    ``at_function(image, kernel, i, j)`` computes one output element; the map
+    calls it at every valid position (no padding, stride 1). This lets
+    ``check_conv2d(..., style="conv2d")`` and ``diagnose_conv2d`` test a
+    function that works one element at a time.
+    """
+    label = name or f"{getattr(at_function, '__name__', 'your function')} at every (i, j)"
+
+    def whole_map(image, kernel):
+        rows = np.shape(image)[0] - np.shape(kernel)[0] + 1
+        cols = np.shape(image)[1] - np.shape(kernel)[1] + 1
+        out = np.empty((max(rows, 0), max(cols, 0)))
+        for i in range(rows):
+            for j in range(cols):
+                value = call_student(at_function, image, kernel, i, j)
+                if value is None:
+                    fail_returned_nothing(f"{label}: the function", "a number", where=f"(i={i}, j={j})")
+                if np.size(value) != 1:
+                    fail(f"{label}: one position must give one number.", "a single number",
+                         f"{type(value).__name__} of shape {np.shape(value)} at (i={i}, j={j})",
+                         hint="sum the element-wise products over the whole patch: np.sum(patch * kernel)")
+                out[i, j] = float(np.asarray(value).reshape(-1)[0])
+        return out
+
+    whole_map.__name__ = label
+    return whole_map
+
+
+def _orientation_mistake(got, image, kernel, device):
+    """Which wrong orientation of the kernel explains a true-convolution map ``got``."""
+    variants = [
+        (kernel, "no flip: this is cross-correlation; true convolution rotates the kernel by 180 degrees "
+                 "(kernel[::-1, ::-1]) before sliding it"),
+        (kernel[::-1, :], "only the rows were flipped (kernel[::-1]); flip both axes: kernel[::-1, ::-1] "
+                          "or np.flip(kernel)"),
+        (kernel[:, ::-1], "only the columns were flipped (kernel[:, ::-1]); flip both axes: "
+                          "kernel[::-1, ::-1] or np.flip(kernel)"),
+    ]
+    if kernel.shape[0] == kernel.shape[1]:
+        variants.append((kernel.T, "kernel transposed: a 180-degree rotation is kernel[::-1, ::-1], not kernel.T"))
+    for variant, text in variants:
+        if same(got, conv2d_reference(image, variant, device=device)):
+            return text
+    return None
+
+
+def check_true_convolution(func, image, kernel, *, name=None, device=None):
+    """Compare a whole-map ``func(image, kernel)`` with TRUE convolution (kernel rotated by 180 degrees).
+
+    The reference is torch's cross-correlation with ``kernel[::-1, ::-1]``. On a
+    mismatch the message names the first wrong element and, where it can, the
+    orientation the function used instead (no flip, one axis, transpose).
+    """
+    device = device or compute_device()
+    image = np.asarray(image, dtype=np.float64)
+    kernel = np.asarray(kernel, dtype=np.float64)
+    name = name or getattr(func, "__name__", "true convolution")
+    call = f"{name}(image {image.shape[0]}x{image.shape[1]}, kernel {kernel.shape[0]}x{kernel.shape[1]})"
+    before = {"image": (image, image.copy()), "kernel": (kernel, kernel.copy())}
+    got = result_of(func, name, call, lambda: func(image, kernel))
+    image, kernel = before["image"][1], before["kernel"][1]
+    rotated = np.ascontiguousarray(kernel[::-1, ::-1])
+    expected = conv2d_reference(image, rotated, device=device)
+    check_result(got, call, before, expected)
+    try:
+        check_array(got, expected, call, atol=conv_atol(image, rotated, dtype=np.float64, device=device))
+    except CheckFailure as failure:
+        try:
+            mistake = _orientation_mistake(to_numpy(got).astype(np.float64), image, kernel, device)
+        except (TypeError, ValueError):
+            mistake = None
+        fail_explained(failure, mistake, None,
+                       f"reference: {reference_name(device)} with the kernel rotated by 180 degrees")
+    return to_numpy(got)
