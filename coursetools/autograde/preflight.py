@@ -150,7 +150,7 @@ def preflight(course, student, max_notebook_mb=DEFAULT_LIMITS["max_notebook_mb"]
                 events.append(event("kernelspec", f"saved with kernel {theirs.get('name')!r} "
                                                   f"({theirs.get('display_name', '?')}); graded with "
                                                   f"{ours.get('name')!r}", notebook=name))
-            _, edited = _cell_changes(notebook, release)  # deleted cells: reported by grading.RestoreCells
+            _, edited = _cell_changes(notebook, release)  # deleted cells: reported by preprocessors.RestoreCells
             if edited:
                 events.append(event("cells_restored", f"edited locked or test cells {', '.join(edited)}; "
                                                       "the originals were run", notebook=name))

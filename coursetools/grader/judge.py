@@ -452,12 +452,12 @@ def course_secret(course_root):
 
 def error_output(error):
     """The cell output for a failed test: the message first, no trace of the grader's code."""
-    from nbformat.notebooknode import NotebookNode
+    from coursetools.grader.preprocessors import failure_output  # nbgrader's: only where a verdict is written
     name = type(error).__name__
     value = str(error)
     if isinstance(error, TestDidNotRun):
         name, value = "TestDidNotRun", f"this test did not run: {value}"
-    return NotebookNode(output_type="error", ename=name, evalue=value, traceback=[f"{name}: {value}"])
+    return failure_output(name, value)
 
 
 def install_code(name):

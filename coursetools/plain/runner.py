@@ -34,7 +34,7 @@ What it does, per notebook:
 * A graded test cell (nbgrader ``grade=true``, not a solution) scores as in
   ``nbgrader.utils.determine_grade``: 0 on an error, partial credit when its
   last expression's value is a number, else full ``points``. stderr output
-  does not fail a test (``coursetools.grader.execution.HarmlessStderr``).
+  does not fail a test (``coursetools.grader.preprocessors.HarmlessStderr``).
 
 A submission spec (``submissions/*.toml``, read by ``coursetools.core.spec``) is turned
 into cells the way ``build_notebooks`` plus nbgrader's autograde do, with the same
