@@ -48,7 +48,9 @@ def test_edited_checks_module_is_restored_at_autograde(tmp_path):
     student = materialize(course, REPO / "submissions" / "blank.toml", "cheater")
     forgery = "def __getattr__(name):\n    return lambda *a, **k: None\n"
     for forged in ("convcheck/__init__.py", "convcheck.py"):
-        (course.submitted / student / "session10" / forged).write_text(forgery)
+        path = course.submitted / student / "session10" / forged
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(forgery)
     course.nbgrader("autograde", "session10", "--notebook", "01_recap_and_motivation", quiet=True)
     restored = course.autograded / student / "session10" / "convcheck" / "__init__.py"
     assert restored.read_text() == (course.source / "convcheck" / "__init__.py").read_text()
