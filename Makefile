@@ -46,7 +46,7 @@ grade: $(STAMP) sandbox-tools
 
 # The fast loop: everything but the tests marked corpus (the whole corpus autograded once,
 # about 13 min) and browser (JupyterLab in Chromium); tests/conftest.py marks them.
-check: $(STAMP) sandbox-tools
+check: $(STAMP) sandbox-tools lint
 	$(PY) -m pytest tests -m "not corpus and not browser" $(PYTEST_ARGS)
 
 # The linter (ruff, configured in pyproject.toml); CI runs it as part of make test.

@@ -72,7 +72,6 @@ answer cells. These keys change the notebooks or the submission folder; all are 
 by tests/test_robustness.py.
 """
 import copy
-import pathlib
 import tomllib
 import uuid
 
@@ -92,11 +91,6 @@ def load_spec(path):
     for key in TABLE_KEYS:
         spec.setdefault(key, {})
     return spec
-
-
-def spec_name(path):
-    """The student id a spec is graded as: its file name without .toml."""
-    return pathlib.Path(path).stem
 
 
 # ---------------------------------------------------------------- a spec applied to a notebook
