@@ -22,6 +22,8 @@ import urllib.request
 
 import nbformat
 
+from coursetools.core.cells import grade_id
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "artifacts" / "browser"
 
@@ -202,10 +204,6 @@ class JupyterLab:
 
 
 # --------------------------------------------------------------------------- notebooks on disk
-
-def grade_id(cell):
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-
 
 def read_notebook(path):
     return nbformat.read(str(path), as_version=4)

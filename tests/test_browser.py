@@ -31,16 +31,17 @@ import os
 import pathlib
 import re
 import shutil
-import tomllib
 import uuid
 
 import pytest
 
+from browser_helpers import (ARTIFACTS, CHROMIUM_ARGS, REPO, UI_TIMEOUT, JupyterLab, NotebookPage,
+                             Screenshots, cell_index, find_chromium, find_notebook,
+                             hide_left_sidebar, menu, read_notebook, save_readme_screenshot, text_on_screen)
 from inprocess import convcheck
 
-from browser_helpers import (ARTIFACTS, CHROMIUM_ARGS, REPO, UI_TIMEOUT, JupyterLab, NotebookPage,
-                             Screenshots, cell_index, find_chromium, find_notebook, grade_id,
-                             hide_left_sidebar, menu, read_notebook, save_readme_screenshot, text_on_screen)
+from coursetools.core.cells import grade_id
+from coursetools.core.spec import load_spec
 
 ASSIGNMENT = "session10"
 CONV2D_ID = "nb07_conv2d"
@@ -230,9 +231,7 @@ def _flipped_conv2d(correct):
     """
     spec_path = REPO / "submissions" / "nb07_flipped_kernel.toml"
     if spec_path.exists():
-        with open(spec_path, "rb") as handle:
-            spec = tomllib.load(handle)
-        for change in spec.get("cell", []):
+        for change in load_spec(spec_path)["cell"]:
             if change.get("grade_id") == CONV2D_ID:
                 return change["source"].strip("\n")
     return correct + (

@@ -15,6 +15,7 @@ import pytest
 
 from coursetools import ASSIGNMENT
 from coursetools.autograde import manifest
+from coursetools.autograde.outcomes import OUTCOMES
 from coursetools.grader import sandbox
 from coursetools.autograde.course import Course
 
@@ -228,5 +229,5 @@ def test_the_course_files_are_unchanged(graded_course):
                                               for p in folder.rglob("*.py") if "__pycache__" not in p.parts] \
             + [str(p.relative_to(REPO)) for p in repo.source.glob("*.ipynb")]:
         assert (course.root / relative).read_bytes() == (REPO / relative).read_bytes(), relative
-    report = json.loads((course.root / "reports" / "outcomes" / "hostile_sandbox_escape.json").read_text())
+    report = json.loads((course.root / OUTCOMES / "hostile_sandbox_escape.json").read_text())
     assert not [e for e in report["events"] if e["kind"] in ("course_files_changed", "processes_left")]

@@ -49,6 +49,7 @@ submission still reaches the report.
 import ast
 import inspect
 
+from coursetools.core.cells import grade_id, nbgrader_meta
 from coursetools.core.events import event
 from coursetools.grader import guard
 
@@ -295,13 +296,9 @@ def python_source(source):
         return None
 
 
-def _nbgrader(cell):
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
 def is_student_cell(cell):
     """A code cell whose source is the student's: not a locked (read-only or test) cell."""
-    return cell.get("cell_type") == "code" and not _nbgrader(cell).get("locked")
+    return cell.get("cell_type") == "code" and not nbgrader_meta(cell).get("locked")
 
 
 def locked_imports(cells):
@@ -344,7 +341,7 @@ def scan_notebook(nb):
     for index, (cell, tree) in enumerate(zip(cells, trees, strict=True)):
         if tree is None or not is_student_cell(cell):
             continue
-        where = _nbgrader(cell).get("grade_id") or f"cell {index + 1}"
+        where = grade_id(cell) or f"cell {index + 1}"
         for finding in scan_source(tree, aliases, locked):
             finding["cell"] = where
             findings.append(finding)
