@@ -10,6 +10,7 @@ from nbgrader.preprocessors import (
 # the course's own copy comes first.
 from coursetools.core.cells import CODE_STUB
 from coursetools.grader import mathjax
+from coursetools.grader.pages import SanitizePages
 from coursetools.grader.execution import ResilientExecute
 from coursetools.grader.markscheme import AddMarkSchemes, RemoveGraderNotes
 from coursetools.grader.preprocessors import HarmlessStderr, HideHiddenTests, RepairMetadata, RestoreCells, TamperCheck
@@ -70,6 +71,7 @@ c.Autograde.autograde_preprocessors = [
     TamperCheck,
     LimitOutput,
     HarmlessStderr,
+    SanitizePages,           # what the student displayed or wrote is inert in the formgrader and the feedback
     IgnorePattern,
     ClearMetadataPreprocessor,
     SaveAutoGrades,
@@ -79,8 +81,11 @@ c.Autograde.autograde_preprocessors = [
 ]
 # The feedback drops the graders' notes first (before HideHiddenTests, which keeps markdown as the
 # student's), and gets a local MathJax last (mathjax/ beside the pages: no CDN, renders offline).
-c.GenerateFeedback.preprocessors = [RemoveGraderNotes, GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor,
-                                    mathjax.LocalMathJax]
+c.GenerateFeedback.preprocessors = [RemoveGraderNotes, GetGrades, HideHiddenTests, SanitizePages,
+                                    CSSHTMLHeaderPreprocessor, mathjax.LocalMathJax]
+# The formgrader renders autograded notebooks with an HTMLExporter made from this configuration:
+# sanitized again as it renders, so a notebook autograded before SanitizePages existed is inert too.
+c.HTMLExporter.preprocessors = [SanitizePages]
 # MathJax comes from this environment (jupyter-server-mathjax): coursetools/grader/templates/ replaces
 # nbconvert's loader in nbgrader's feedback and formgrade templates, which stay after it.
 c.HTMLExporter.extra_template_basedirs = mathjax.template_dirs()

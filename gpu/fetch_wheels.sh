@@ -20,7 +20,7 @@ for p in manylinux_2_{35,34,31,28,27,26,24,17,12,5}_x86_64 manylinux2014_x86_64 
   platforms="$platforms --platform $p"
 done
 "$PY" -m pip download -q --only-binary=:all: --python-version "$PYVER" --implementation cp $platforms \
-  --platform any -c "$tmp/constraints.txt" -d "$tmp/all" nbgrader ipywidgets
+  --platform any -c "$tmp/constraints.txt" -d "$tmp/all" nbgrader ipywidgets nh3
 mkdir -p "$DEST"
 kept=0
 for wheel in "$tmp"/all/*.whl; do

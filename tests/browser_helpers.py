@@ -499,3 +499,27 @@ def save_readme_screenshot(page, path, max_bytes=300_000):
             break
     raw.unlink()
     return path
+
+
+class PageWatch:
+    """Everything a student's script would leave on a page: dialogs, requests, its window flags, the title."""
+
+    def __init__(self, page):
+        self.page, self.dialogs, self.requests = page, [], []
+        page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("request", lambda request: self.requests.append((request.method, request.url)))
+
+    def settle(self, seconds=3):
+        """Time for onload, onerror and timers of anything that did get through to fire."""
+        self.page.wait_for_load_state("load")
+        self.page.wait_for_timeout(seconds * 1000)
+
+    def assert_inert(self, title):
+        flags = self.page.evaluate("Object.keys(window).filter(name => name.startsWith('pwned'))")
+        assert flags == [], f"the student's scripts ran: {flags}"
+        assert self.page.title() == title and "PWNED" not in title, f"the title changed to {self.page.title()!r}"
+        assert self.dialogs == [], f"dialogs opened: {self.dialogs}"
+        api = [(method, url) for method, url in self.requests if "/api/contents" in url]
+        assert api == [], f"requests to the server's API: {api}"
+        writes = [(method, url) for method, url in self.requests if method not in ("GET", "HEAD")]
+        assert writes == [], f"requests that change something: {writes}"

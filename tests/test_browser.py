@@ -20,23 +20,29 @@ Student (a copy of ``release/session10/``, as handed out):
                empty TODO above the explorer), Run All, drag the explorer's "row i" and
                "column j" sliders, and see the patch and the "sum = ..." text change.
 Instructor (a copy of the course, released and autograded with coursetools):
-  the formgrader, opened from JupyterLab's Nbgrader menu, lists session10 with its two
-  sample submissions (reference, blank), and the submissions page lists both.
+  the formgrader, opened from JupyterLab's Nbgrader menu, lists session10 with its three
+  sample submissions (reference, blank, hostile_active_content), and the submissions page lists them.
+  hostile_active_content's notebook 01 is full of scripts (issue 24): opened in the formgrader, and
+  its feedback opened as a file offline, none runs: no window flag, no title change, no dialog, no
+  request to /api/contents or that writes, no file written, its written answers still ungraded;
+  the notebook's own figure is still there, and the changed parts say so.
 
 Chromium missing: the tests skip, except in CI (``CI=true``), where they fail.
 ``UPDATE_README_SCREENSHOT=1`` also rewrites docs/images/student-validate.png.
 """
 import concurrent.futures
+import html
 import os
 import pathlib
 import re
 import shutil
+import urllib.request
 import uuid
 
 import pytest
 
 from browser_helpers import (ARTIFACTS, CHROMIUM_ARGS, REPO, UI_TIMEOUT, JupyterLab, NotebookPage,
-                             Screenshots, cell_index, find_chromium, find_notebook,
+                             PageWatch, Screenshots, cell_index, find_chromium, find_notebook,
                              hide_left_sidebar, menu, read_notebook, save_readme_screenshot, text_on_screen)
 from inprocess import convcheck
 
@@ -53,6 +59,11 @@ AUTOGRADE_NOTEBOOKS = os.environ.get("BROWSER_AUTOGRADE_NOTEBOOKS", "01_recap_an
 # For development only: serve another release folder (e.g. a freshly generated one).
 RELEASE_DIR = pathlib.Path(os.environ.get("BROWSER_RELEASE_DIR", REPO / "release" / ASSIGNMENT))
 README_SCREENSHOT = REPO / "docs" / "images" / "student-validate.png"
+# The instructor's class: the reference, the blank release, and a notebook 01 full of scripts
+# (submissions/hostile_active_content.toml) whose every script would set window.pwned_<where>.
+HOSTILE = "hostile_active_content"
+INSTRUCTOR_CLASS = ("reference", "blank", HOSTILE)
+WRITTEN_ANSWERS = ("nb01_q1_flatten_loss", "nb01_q3_local_patterns")
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -146,7 +157,7 @@ def _prepare_course(target):
 
     course = copy_course(target)
     release(course)
-    students = [materialize(course, REPO / "submissions" / f"{name}.toml") for name in ("reference", "blank")]
+    students = [materialize(course, REPO / "submissions" / f"{name}.toml") for name in INSTRUCTOR_CLASS]
     for student in students:
         course.nbgrader("db", "student", "add", student, quiet=True)
     args = ["autograde", ASSIGNMENT, "--force"]
@@ -154,6 +165,7 @@ def _prepare_course(target):
         for notebook in AUTOGRADE_NOTEBOOKS.split(","):
             args += ["--notebook", notebook.strip()]
     course.nbgrader(*args, quiet=True)
+    course.nbgrader("generate_feedback", ASSIGNMENT, "--force", "--student", HOSTILE, quiet=True)
     return course, students
 
 
@@ -518,3 +530,51 @@ def test_instructor_formgrader_lists_autograded_submissions(instructor_lab, page
         assert found, f"no score shown for {student}: {cells.first.inner_text()}"
         scores[student] = float(found.group(1))
     assert scores["reference"] > 0 and scores["blank"] == 0, f"autograded scores shown: {scores}"
+
+
+# --------------------------------------------------------------------------- pages stay inert (issue 24)
+
+def _written_scores(course, student):
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{course.db}") as gradebook:
+        return {name: gradebook.find_grade(name, "01_recap_and_motivation", ASSIGNMENT, student).manual_score
+                for name in WRITTEN_ANSWERS}
+
+
+def test_hostile_scripts_run_nowhere_in_the_formgrader(instructor_lab, page, shots):
+    """The instructor opens the hostile notebook in the formgrader: nothing of the student's runs, so it
+    lists and writes nothing through the API and presses no "Full credit" button."""
+    lab = instructor_lab
+    before = _written_scores(lab.course, HOSTILE)
+    listed = lab.api(f"/formgrader/api/submitted_notebooks/{ASSIGNMENT}/01_recap_and_motivation")
+    submission = next(entry["id"] for entry in listed if entry["student"] == HOSTILE)
+    url = f"{lab.url}/formgrader/submissions/{submission}/?token={lab.token}"
+    served = urllib.request.urlopen(url, timeout=30).read().decode()   # the title before any script runs
+    watch = PageWatch(page)
+    page.goto(url)
+    watch.settle()
+    shots(page, "hostile_formgrader")
+    watch.assert_inert(title=html.unescape(re.search(r"<title>(.*?)</title>", served, re.S).group(1).strip()))
+    page.locator("input.score").first.wait_for(state="visible")   # the formgrader itself still works
+    assert page.get_by_text("The grader removed active content").count() >= 2, "the changed parts are not marked"
+    assert page.locator("img[src^='data:image/png']").count() >= 1, "the notebook's own figure is gone"
+    assert not list(lab.course.root.rglob("pwned_*")), "a file was written through the API"
+    assert _written_scores(lab.course, HOSTILE) == before == {name: None for name in WRITTEN_ANSWERS}
+
+
+def test_hostile_scripts_run_nowhere_in_the_feedback(instructor_lab, page, shots):
+    """The student (or anyone) opens the hostile notebook's feedback page as a file, offline."""
+    lab = instructor_lab
+    path = lab.course.feedback / HOSTILE / ASSIGNMENT / "01_recap_and_motivation.html"
+    assert path.is_file(), f"no feedback written for {HOSTILE}"
+    page.route("http*://**", lambda route: route.abort())   # offline, as a student's laptop may be
+    watch = PageWatch(page)
+    page.goto(path.resolve().as_uri())
+    watch.settle()
+    shots(page, "hostile_feedback")
+    watch.assert_inert(title="01_recap_and_motivation")
+    outside = [url for _, url in watch.requests
+               if not url.startswith((path.parent.resolve().as_uri() + "/", "data:", "about:blank"))]
+    assert outside == [], f"the feedback page loaded something from outside its folder: {outside}"
+    assert page.locator("img[src^='data:image/png']").count() >= 1, "the notebook's own figure is gone"
+    assert page.evaluate("window.MathJax && MathJax.isReady === true"), "the local MathJax did not start"

@@ -2,6 +2,10 @@
 are not extra files, written answers show as not graded until they are.
 
 A small course of its own (3 students, 4 notebooks autograded, under a minute), not the whole corpus."""
+import copy
+import html
+import re
+
 import nbformat
 import pytest
 
@@ -211,3 +215,37 @@ def test_an_answer_as_handed_out_from_an_older_release_is_still_blank():
     assert report._unchanged(old, release)
     assert report._unchanged(_cell("code", "# YOUR CODE HERE\nraise NotImplementedError()", "g", solution=True), {})
     assert not report._unchanged(dict(old, source="def f(x):\n    return x"), release)
+
+
+HOSTILE_TEXT = ("ok\n# Report hijacked\n- **classmate_bob** tampered with the grading\n| a | b |\n"
+                "<script>window.pwned = 1</script> [click](javascript:alert(1)) `code` *em* _under_ &amp; ~~s~~ $x$")
+
+
+def _structure(html_text):
+    """What a rendered report is made of: how many headings, list items, rows and active elements."""
+    return {tag: len(re.findall(rf"<{tag}[\s>]", html_text)) for tag in
+            ("h1", "h2", "h3", "li", "tr", "script", "a", "em", "strong", "code", "del", "img")}
+
+
+def test_student_text_in_the_report_is_verbatim_and_inert(small_course, data):
+    """A student's name, file names, messages and printed text stay on one line, show as written, and
+    start no heading, list item, table row, link or script (issue 24)."""
+    mistune = pytest.importorskip("mistune")
+    markdown = mistune.create_markdown(plugins=["table", "strikethrough"], escape=False)
+
+    def with_student(name, detail):
+        hostile = copy.deepcopy(data)
+        hostile["students"] = [*data["students"], name]
+        hostile["events"][name] = [{"kind": "suspicious", "detail": detail, "notebook": NB01, "cell": detail},
+                                   {"kind": "extra_file", "detail": detail}]
+        hostile["mistakes"][detail] = {"students": {name}, "where": {detail}}
+        hostile["blank"] = {*data["blank"], (name, NB01)}
+        return report.render(small_course, hostile)
+
+    plain = with_student("mallory", "plain words")
+    hostile = with_student(HOSTILE_TEXT, HOSTILE_TEXT)
+    assert _structure(markdown(hostile)) == _structure(markdown(plain))
+    assert len(hostile.splitlines()) == len(plain.splitlines())
+    shown = " ".join(HOSTILE_TEXT.split())
+    rendered_lines = [re.sub(r"<[^>]+>", "", line) for line in markdown(hostile).splitlines()]
+    assert sum(shown in html.unescape(line) for line in rendered_lines) >= 4, "the text is not shown as written"

@@ -5,8 +5,9 @@ Written to ``reports/report.md`` and printed. It has four parts:
 1. **Scores**: each student's autograded points per notebook, with a letter for
    what happened to that notebook (T timed out, K kernel died, M out of memory,
    X tampering (reported; its tests voided where configured), F could not be graded, Q unreadable notebook
-   quarantined, ? code to review, B handed in blank, - not handed in); then the student's
-   code, written (hand-graded; "not graded yet" until the formgrader has them) and total points.
+   quarantined, ? code to review, A active content removed from its pages, B handed in blank, - not handed
+   in); then the student's code, written (hand-graded; "not graded yet" until the formgrader has them) and total points.
+   Everything a student controls (names, file names, messages, printed text) is escaped (``inert``).
 2. **Needs attention**: every student with an alarm or warning (tampering,
    grading failures, timeouts, crashes, memory, quarantined files, code to
    review), grouped by kind, with the details the grader recorded.
@@ -41,10 +42,24 @@ from coursetools.core.limits import load_limits
 REPORT = "reports/report.md"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 MISTAKE = re.compile(r"likely mistake:\s*(.+)")
+# Markdown's inline syntax (emphasis, code, links and images, HTML, entities, table cells, strikethrough,
+# maths): a student's text shows these literally once each is backslash-escaped. An underscore inside a
+# word starts nothing (CommonMark), so names like blank_student stay readable. Line-start syntax
+# (headings, lists, quotes, rows) cannot arise: the text is one line and never starts one.
+MARKDOWN_SYNTAX = re.compile(r"[\\`*\[\]<>&|~$]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 HINT = re.compile(r"^\s*hint:\s*(.+)$", re.M)
 LETTERS = [("tampering", "X"), ("grading_failed", "F"), ("invalid_notebook", "Q"), ("kernel_died", "K"),
-           ("memory", "M"), ("timeout", "T"), ("notebook_timeout", "T"), ("suspicious", "?")]
+           ("memory", "M"), ("timeout", "T"), ("notebook_timeout", "T"), ("suspicious", "?"),
+           ("active_content", "A")]
 NOT_A_MISTAKE = {"NotRun", "KernelDied", "GradingVoided", "CellTimeoutError"}
+
+
+def inert(text):
+    """Text a student controls (names, file names, messages, printed output), safe inside one report line:
+    on one line, with every Markdown and HTML character escaped, so it shows verbatim and starts nothing."""
+    text = " ".join(CONTROL.sub(" ", ANSI.sub("", str(text))).split())
+    return MARKDOWN_SYNTAX.sub(lambda found: "\\" + found.group(0), text)
 
 
 def autograded_notebook(course, student, notebook):
@@ -275,8 +290,8 @@ def _sandbox_lines(data):
     students = sorted({s for s, _ in off})
     return [f"**Graded without the sandbox (--no-sandbox)**: {plural(len(off), 'notebook')} of "
             f"{plural(len(students), 'student')} "
-            f"({', '.join(students[:8])}{' ...' if len(students) > 8 else ''}). Their code ran with the grader's "
-            "file access, so these grades carry none of the sandbox's guarantees.", ""]
+            f"({', '.join(inert(s) for s in students[:8])}{' ...' if len(students) > 8 else ''}). "
+            "Their code ran with the grader's file access, so these grades carry none of the sandbox's guarantees.", ""]
 
 
 def _letters(events, notebook):
@@ -324,11 +339,12 @@ def render(course, data=None):
         sums = totals(row, notebooks)
         flagged = [KINDS[k][1] for k in dict.fromkeys(e["kind"] for e in events)
                    if k in KINDS and KINDS[k][0] in ("alarm", "warn")]
-        lines.append(f"| {student} | " + " | ".join(cells) + f" | {sums['code']:g}/{sums['max_code']:g} | "
+        lines.append(f"| {inert(student)} | " + " | ".join(cells) + f" | {sums['code']:g}/{sums['max_code']:g} | "
                      f"{written_text(sums)} | {total_text(sums)} | {'; '.join(flagged)} |")
     lines += ["", "Letters: X tampering (named under Needs attention), F could not be graded, "
                   "Q unreadable notebook (quarantined), K kernel died, M out of memory, T timed out, "
-                  "? code to review, B handed in blank (no answer written), - not handed in.", ""]
+                  "? code to review, A scripts or other active content shown (removed from the pages), "
+                  "B handed in blank (no answer written), - not handed in.", ""]
 
     lines += ["## Needs attention", ""]
     attention = False
@@ -342,9 +358,9 @@ def render(course, data=None):
         lines.append(f"### {label} ({plural(len({s for s, _ in rows}), 'student')})")
         lines.append("")
         for student, e in rows:
-            where = " / ".join(x for x in (e.get("notebook"), e.get("cell")) if x)
-            how = f" [{e['source']}]" if e.get("source") else ""
-            lines.append(f"- **{student}**{' (' + where + ')' if where else ''}: {e['detail']}{how}")
+            where = " / ".join(inert(x) for x in (e.get("notebook"), e.get("cell")) if x)
+            how = f" \\[{inert(e['source'])}\\]" if e.get("source") else ""
+            lines.append(f"- **{inert(student)}**{' (' + where + ')' if where else ''}: {inert(e['detail'])}{how}")
         lines.append("")
     if not attention:
         lines += ["Nothing: no submission timed out, crashed, tampered or failed to grade.", ""]
@@ -358,7 +374,7 @@ def render(course, data=None):
         lines += ["| diagnosis | students | tests |", "|---|---:|---|"]
         for text, entry in mistakes[:30]:
             where = ", ".join(sorted(entry["where"]))
-            lines.append(f"| {text.replace('|', '/')} | {len(entry['students'])} | {where} |")
+            lines.append(f"| {inert(text)} | {len(entry['students'])} | {inert(where)} |")
     else:
         lines.append("No diagnosed mistakes.")
     lines += ["", "## Tests failed most often", ""]
@@ -369,7 +385,8 @@ def render(course, data=None):
                   "|---|---|---:|---:|"]
         answered = data.get("answered", {})
         for (notebook, grade_id), who in failures[:20]:
-            lines.append(f"| {grade_id} | {notebook} | {len(who)} | {len(answered.get((notebook, grade_id), who))} |")
+            count = len(answered.get((notebook, grade_id), who))
+            lines.append(f"| {inert(grade_id)} | {inert(notebook)} | {len(who)} | {count} |")
     else:
         lines.append("No test failed.")
 
@@ -380,15 +397,16 @@ def render(course, data=None):
         by_student = collections.defaultdict(list)
         for student, notebook in blank:
             by_student[student].append(notebook)
-        lines += [f"- {student}: {', '.join(names)}" for student, names in by_student.items()]
+        lines += [f"- {inert(student)}: {inert(', '.join(names))}" for student, names in by_student.items()]
 
     notes = [(s, e) for s in students for e in data["events"].get(s, [])
              if severity(e["kind"]) == "note" and e["kind"] != "missing_notebook"]
     if notes:
         lines += ["", "## Notes", ""]
         for student, e in notes:
-            where = f" ({e['notebook']})" if e.get("notebook") else ""
-            lines.append(f"- {student}{where}: {KINDS.get(e['kind'], ('', e['kind']))[1]}: {e['detail']}")
+            where = f" ({inert(e['notebook'])})" if e.get("notebook") else ""
+            lines.append(f"- {inert(student)}{where}: {inert(KINDS.get(e['kind'], ('', e['kind']))[1])}: "
+                         f"{inert(e['detail'])}")
     return "\n".join(lines) + "\n"
 
 

@@ -14,6 +14,7 @@ KINDS = {
     "invalid_notebook": ("warn", "handed in an unreadable notebook"),
     "symlink": ("warn", "handed in links to files outside the submission"),
     "suspicious": ("warn", "has code to review"),
+    "active_content": ("warn", "showed scripts or other active content (removed from the pages)"),
     "missing_notebook": ("note", "did not hand in a notebook"),
     "files_written": ("note", "wrote files while graded"),
     "output_truncated": ("note", "printed too much output"),

@@ -8,10 +8,12 @@ that the ``jupyter-server-mathjax`` package ships (MathJax 2.7, STIX-Web fonts):
 * **Feedback** (opened as a file): :class:`LocalMathJax`, the last of
   ``GenerateFeedback.preprocessors``, hands nbconvert's writer the files of MathJax that a
   page needs, so ``generate_feedback`` writes them to ``mathjax/`` beside each student's
-  feedback pages; ``templates/feedback/mathjax.html.j2`` loads ``mathjax/MathJax.js`` from there.
+  feedback pages, with the settings ``templates/base/coursetools_mathjax_config.js`` as
+  ``mathjax/coursetools-config.js``; ``templates/feedback/mathjax.html.j2`` loads both from there
+  (files, not inline scripts: the page's Content-Security-Policy allows scripts from its folder only).
 * **Formgrader** (served by Jupyter): ``jupyter-server-mathjax`` is a server extension that
   serves the same files at ``<base_url>static/jupyter_server_mathjax/``;
-  ``templates/formgrade/mathjax.html.j2`` loads them from there.
+  ``templates/formgrade/mathjax.html.j2`` loads them from there, its settings written inline.
 
 nbgrader_config.py puts ``templates/`` first in ``HTMLExporter.extra_template_basedirs``, so
 these two ``mathjax.html.j2`` replace nbconvert's for nbgrader's two templates only.
@@ -27,6 +29,8 @@ TEMPLATES = pathlib.Path(__file__).resolve().parent / "templates"
 CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
 FOLDER = "mathjax"                                      # beside the feedback pages
 FEEDBACK_URL = f"{FOLDER}/MathJax.js?config={CONFIG}"   # what a feedback page loads
+SETTINGS = TEMPLATES / "base" / "coursetools_mathjax_config.js"
+SETTINGS_FILE = "coursetools-config.js"                  # beside MathJax.js in the feedback's folder
 
 SERVER_PATH = "static/jupyter_server_mathjax/MathJax.js"  # the formgrader's, under the server's base_url
 
@@ -96,4 +100,5 @@ class LocalMathJax(Preprocessor):
         outputs = resources.setdefault("outputs", {})
         for relative, data in local.items():
             outputs[os.path.join(FOLDER, relative)] = data
+        outputs[os.path.join(FOLDER, SETTINGS_FILE)] = SETTINGS.read_bytes()
         return nb, resources

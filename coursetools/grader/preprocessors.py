@@ -96,6 +96,11 @@ class RepairMetadata(NbGraderPreprocessor):
             tasks = {c.name: c.max_score for c in source_nb.task_cells}
             solutions = {c.name for c in source_nb.solution_cells}
         repaired = []
+        # The grader's own records (events, verdicts, grader notes) are written by grading alone: a handed-in
+        # copy of them would reach the report and the formgrader as if the grader had written them.
+        forged = [label for label, meta in [("notebook", nb.metadata)] + [
+            (cell_label(cell, index), cell.get("metadata", {})) for index, cell in enumerate(nb.cells)]
+            if meta.pop(METADATA_KEY, None) is not None]
         for index, cell in enumerate(nb.cells):
             meta = cell.get("metadata", {}).get("nbgrader")
             if meta is None:
@@ -119,6 +124,9 @@ class RepairMetadata(NbGraderPreprocessor):
         if repaired:
             self.log.warning("Repaired nbgrader metadata: %s", "; ".join(repaired))
             add_events(nb, [event("cells_restored", "; ".join(repaired))])
+        if forged:
+            add_events(nb, [event("tampering", "handed in the grader's own records (metadata.coursetools) in "
+                                               + ", ".join(forged[:5]) + "; removed before grading")])
         return nb, resources
 
 
