@@ -18,7 +18,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: grade check test lint corpus venv release gpu-check gpu-wheels bench lab sandbox-tools
+.PHONY: grade check test lint corpus venv release gpu-check gpu-wheels bench lab sandbox-tools hub hub-tools
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || test -n "$(PYTHON)" || { echo "No supported Python found: this course needs Python 3.11 (3.11.5 or later)," \
@@ -47,13 +47,13 @@ grade: $(STAMP) sandbox-tools
 # The fast loop: everything but the tests marked corpus (the whole corpus autograded once,
 # about 13 min) and browser (JupyterLab in Chromium); tests/conftest.py marks them.
 check: $(STAMP) sandbox-tools lint
-	$(PY) -m pytest tests -m "not corpus and not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest tests -m "not corpus and not browser and not hub" $(PYTEST_ARGS)
 
 # The linter (ruff, configured in pyproject.toml); CI runs it as part of make test.
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-test: $(STAMP) sandbox-tools lint
+test: $(STAMP) sandbox-tools hub-tools lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 # Every spec in submissions/ graded in a throw-away copy and checked against its expected
@@ -83,3 +83,22 @@ gpu-check:
 # Wheels for real nbgrader autograde on a GPU machine without Jupyter (gpu/device_run.sh).
 gpu-wheels: $(STAMP)
 	gpu/fetch_wheels.sh .whl
+
+# A JupyterHub for the course on 127.0.0.1 with a sample class (docs/hub.md), as root: an
+# instructor, a grader and three students as local users. Ctrl-C removes all it made.
+# JupyterHub comes from deploy/requirements-hub.txt (constrained by requirements.txt, whose
+# pins it leaves alone), configurable-http-proxy from npm into deploy/node_modules.
+HUB_STAMP := $(VENV)/.hub-installed
+$(HUB_STAMP): $(STAMP) deploy/requirements-hub.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.txt -r deploy/requirements-hub.txt
+	touch $@
+
+deploy/node_modules/.bin/configurable-http-proxy: deploy/package.json deploy/package-lock.json
+	@command -v npm >/dev/null || { echo "The hub's proxy needs node and npm: sudo apt-get install nodejs npm"; exit 1; }
+	npm ci --prefix deploy --no-audit --no-fund --loglevel=error
+	touch $@
+
+hub-tools: $(HUB_STAMP) deploy/node_modules/.bin/configurable-http-proxy
+
+hub: hub-tools sandbox-tools
+	$(PY) deploy/hub.py $(HUB_ARGS)

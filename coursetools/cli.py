@@ -8,7 +8,7 @@
     autograde  autograde everything in submitted/
     grade-parallel  autograde on every core, or on a Dask cluster (--scheduler)
     feedback   write feedback HTML (hidden tests removed) to feedback/
-    export     write grades.csv
+    export     write grades.csv (--format canvas|moodle: the CSV that LMS's gradebook imports)
     report     the instructor's report: scores, flagged submissions, common mistakes
     validate   run notebooks and exit 1 if any test fails
     trial      try submission specs in a throw-away copy of the course
@@ -20,6 +20,7 @@ import sys
 
 from coursetools import REPO
 from coursetools.autograde.course import Course
+from coursetools.autograde.lms import FORMATS
 from coursetools.pipeline import (SAMPLE_CLASS, autograde, collect, export, feedback, pipeline, release, report,
                                   reset_samples, sample_specs, validate)
 
@@ -60,7 +61,11 @@ def main(argv=None):
     parallel_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     sub.add_parser("feedback", help="feedback HTML without hidden tests")
     export_parser = sub.add_parser("export", help="grades to CSV")
-    export_parser.add_argument("--to", default="grades.csv")
+    export_parser.add_argument("--to", default=None, help="CSV path (default: grades.csv, canvas.csv or moodle.csv)")
+    export_parser.add_argument("--format", choices=FORMATS, default="nbgrader",
+                               help="nbgrader (default): nbgrader's export; canvas or moodle: that gradebook's "
+                                    "import, one column per assignment, points out of its total, empty while "
+                                    "written answers are ungraded")
     sub.add_parser("report", help="instructor's report (also reports/report.md)")
     validate_parser = sub.add_parser("validate", help="validate notebooks; exit 1 on any failure")
     validate_parser.add_argument("notebooks", nargs="+")
@@ -105,7 +110,8 @@ def run(args, course):
     elif args.command == "feedback":
         feedback(course)
     elif args.command == "export":
-        export(course, args.to)
+        default = "grades.csv" if args.format == "nbgrader" else f"{args.format}.csv"
+        export(course, args.to or default, args.format)
     elif args.command == "report":
         report(course)
     elif args.command == "reset-samples":

@@ -9,7 +9,7 @@ import shutil
 import time
 
 from coursetools import ASSIGNMENT, REPO
-from coursetools.autograde import parallel, report as instructor_report
+from coursetools.autograde import lms, parallel, report as instructor_report
 from coursetools.autograde.grade import grade_students
 from coursetools.autograde.outcomes import OUTCOMES, all_events
 from coursetools.autograde.scores import format_table, gradebook_students, notebook_scores
@@ -89,9 +89,15 @@ def feedback(course):
     print(f"feedback written to {course.feedback.relative_to(course.root)}")
 
 
-def export(course, path):
-    course.nbgrader("export", "--to", path, quiet=True)
-    print(f"grades exported to {path}")
+def export(course, path, fmt="nbgrader"):
+    """grades.csv as nbgrader writes it, or the CSV that Canvas or Moodle imports (autograde/lms.py)."""
+    if fmt == "nbgrader":
+        course.nbgrader("export", "--to", path, quiet=True)
+    else:
+        pending = lms.export(f"sqlite:///{course.db}", path, fmt)
+        for student, assignment in pending:
+            print(f"{student}/{assignment}: written answers not graded yet; left empty")
+    print(f"grades exported to {path}" + ("" if fmt == "nbgrader" else f" ({fmt} gradebook import)"))
 
 
 def report(course):

@@ -23,10 +23,11 @@ class GradedCourse:
 
 
 # Markers (registered in pyproject.toml), given by the fixtures a test uses, so that a new test
-# is marked as soon as it asks for one: `make check` runs `-m "not corpus and not browser"`.
+# is marked as soon as it asks for one: `make check` runs `-m "not corpus and not browser and not hub"`.
 MARKED_BY_FIXTURE = {
     "graded_course": "corpus",   # autogrades every spec in submissions/ once per session
     "chromium": "browser",       # tests/test_browser.py: JupyterLab in the system Chromium
+    "class_hub": "hub",          # tests/test_hub.py: a term through JupyterHub with local users (root)
 }
 
 
