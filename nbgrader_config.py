@@ -36,6 +36,11 @@ c.ResilientExecute.notebook_timeout = 600         # seconds per notebook (wall c
 # Memory. The kernel's data segment (RLIMIT_DATA: heap and anonymous mappings, so NumPy
 # and PyTorch tensors too) is capped: a memory bomb raises MemoryError in its own cell.
 c.ResilientExecute.memory_limit_mb = 4096         # MiB per notebook kernel
+# The whole sandbox (every process it starts, and the files in its tmpfs mounts) shares
+# one cgroup's memory.max where the grader can make a cgroup; its work copy of the
+# submission has work_mb of room beyond the handed-in files.
+c.ResilientExecute.sandbox_memory_mb = 6144       # MiB per notebook sandbox
+c.ResilientExecute.work_mb = 512                  # MiB
 # Output. A cell's output is cut while it arrives beyond these sizes, and the
 # autograded notebook (and so the feedback) keeps at most max_lines lines per cell.
 c.ResilientExecute.max_text_chars = 100_000       # characters of text per cell

@@ -292,10 +292,15 @@ def throughput(template, solution, workdir, sizes, workers, skip_sequential=Fals
         if not skip_sequential:
             with measure(entry.setdefault("sequential", {})):
                 run([PY, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force"], seq_course.root)
+            entry["sequential"]["sandbox_cpu"] = sandbox_cpu(seq_course)
+            entry["sequential"]["cpu"] += entry["sequential"]["sandbox_cpu"] or 0
             print(f"  N={n}: sequential nbgrader {entry['sequential']['wall']:.1f} s", file=sys.stderr)
         with measure(entry.setdefault("parallel", {})):
             run([PY, "-m", "coursetools", "grade-parallel", "--no-progress", "--workers", str(workers)],
                 par_course.root)
+        # the sandboxed kernels' CPU never reaches RUSAGE_CHILDREN: take it from their cgroups' records
+        entry["parallel"]["sandbox_cpu"] = sandbox_cpu(par_course)
+        entry["parallel"]["cpu"] += entry["parallel"]["sandbox_cpu"] or 0
         print(f"  N={n}: grade-parallel {entry['parallel']['wall']:.1f} s", file=sys.stderr)
         par_rows = export_rows(par_course)
         entry["graded"] = sum(1 for row in par_rows if float(row["max_score"] or 0) > 0)
@@ -309,6 +314,18 @@ def throughput(template, solution, workdir, sizes, workers, skip_sequential=Fals
         shutil.rmtree(seq_course.root, ignore_errors=True)
         shutil.rmtree(par_course.root, ignore_errors=True)
     return results
+
+
+def sandbox_cpu(course):
+    """CPU seconds of all the sandboxes of a graded course, from the resource records in the autograded
+    notebooks (None where one had no cgroup: its figure covers the kernel alone, so the sum would understate)."""
+    total, found = 0.0, False
+    for path in course.autograded.rglob("*.ipynb"):
+        used = json.loads(path.read_text()).get("metadata", {}).get("coursetools", {}).get("resources")
+        if not used or not used.get("cgroup"):
+            return None
+        total, found = total + (used.get("cpu_seconds") or 0), True
+    return total if found else None
 
 
 def machine_cpu():
@@ -428,6 +445,7 @@ def report(info, costs, profile, results, n_notebooks):
         profile["floor_wall"], profile["floor_cpu"] = totals["floor"], floor_cpu
     if results:
         out.append("\nthroughput (reference under N student ids)")
+        out.append("  cpu/sub: the grader's processes and every sandbox's cgroup (where one could be made)")
         out.append(f"  {'N':>3s} {'seq s':>8s} {'s/sub':>6s} {'cpu/sub':>7s} {'par s':>8s} {'s/sub':>6s} "
                    f"{'cpu/sub':>7s} {'speedup':>7s}  identical  load (seq; par)")
         for e in results:
@@ -450,6 +468,9 @@ def report(info, costs, profile, results, n_notebooks):
             k_cpu = costs["kernel"]["start_cpu"]
             cpu_budget = 2 * (profile["floor_cpu"] + n_notebooks * k_cpu)
             per_cpu = big["parallel"]["cpu"] / big["n"]
+            if big["parallel"].get("sandbox_cpu") is None:
+                out.append("  (no cgroup: the sandboxed kernels' CPU is not counted below; use --overhead, which "
+                           "counts the whole machine's)")
             out.append(f"  same in CPU seconds: 2 x (floor {profile['floor_cpu']:.2f} + {n_notebooks} x "
                        f"kernel start+shutdown "
                        f"{k_cpu:.2f}) = {cpu_budget:.2f}; grade-parallel {per_cpu:.2f} cpu/sub "

@@ -89,7 +89,7 @@ def test_errors_come_back_as_their_builtin_kind_and_a_stop_is_never_a_pass():
             remote.get(name)(1)
 
 
-def test_arrays_changed_in_place_and_cached_results_behave_as_in_the_kernel():
+def test_arrays_changed_in_place_stay_the_tests_and_cached_results_behave_as_in_the_kernel():
     cache = {}
 
     def flips_its_input(image):
@@ -100,13 +100,39 @@ def test_arrays_changed_in_place_and_cached_results_behave_as_in_the_kernel():
         return cache.setdefault(id(image), image.sum())
 
     remote = kernel({"flips_its_input": flips_its_input, "caches": caches})
+    changes = []
+    remote.on_change = lambda name, labels: changes.append((name, labels))
     image = np.arange(3.0)
     remote.get("flips_its_input")(image)
-    assert image.tolist() == [2.0, 1.0, 0.0], "the test sees what the student's code did to its input"
+    assert image.tolist() == [0.0, 1.0, 2.0], "the kernel got a copy: the test's own array is never written"
+    assert remote.left_by_call(image).tolist() == [2.0, 1.0, 0.0], "what the call did is recorded"
+    assert changes == [("flips_its_input", ["argument 1"])]
+    other = np.arange(3.0)
+    assert remote.left_by_call(other) is other
     cached = remote.get("caches")
     assert cached(image) == 3.0
+    assert remote.left_by_call(image).tolist() == [2.0, 1.0, 0.0], "untouched by the test: as the kernel left it"
+    assert remote.get("flips_its_input")(image) == 3.0 and remote.left_by_call(image).tolist() == [0.0, 1.0, 2.0]
     image[:] = 10.0
     assert cached(image) == 3.0, "the same array, changed in place: a stale cache stays stale, as in the kernel"
+
+
+def test_a_contract_test_sees_an_input_changed_in_place_and_the_reference_does_not():
+    def scales_the_kernel(image, kernel):
+        kernel *= 1e12          # would widen a tolerance computed from the kernel after the call
+        return np.zeros((image.shape[0] - kernel.shape[0] + 1, image.shape[1] - kernel.shape[1] + 1))
+
+    events = []
+    test = make_judge({"conv2d": scales_the_kernel})
+    test.on_event = lambda kind, detail, **extra: events.append((kind, detail, extra))
+    printed, error = test.run("_i, _k = np.ones((4, 4)), np.ones((2, 2))\n_got = conv2d(_i, _k)\n"
+                              "convcheck.check_array(_got, convcheck.conv2d_reference(_i, _k), 'conv2d', "
+                              "atol=convcheck.conv_atol(_i, _k))", "t1")
+    assert type(error).__name__ == "CheckFailure", "the reference and the tolerance come from the test's inputs"
+    printed, error = test.run("convcheck.check_conv2d(conv2d, np.ones((4, 4)), np.ones((2, 2)), style='conv2d')", "t2")
+    assert "changed its argument `kernel` in place" in str(error)
+    assert [(kind, extra) for kind, _, extra in events] == [("suspicious", {"test": "t1"})]
+    assert "scales_the_kernel wrote into the arrays a test passed it (argument 2)" in events[0][1]
 
 
 def test_torch_values_and_objects_cross_as_values_and_handles():
@@ -265,3 +291,102 @@ def test_test_cells_were_judged_in_the_grader(graded_course):
     failed = [c for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade")
               and any(o.get("output_type") == "error" for o in c.get("outputs", []))]
     assert failed, "the transformers must not have made the tests pass"
+
+
+def test_the_agent_and_the_guard_are_reached_without_a_name():
+    """The kernel expressions look up no name: a notebook global (``__import__``, ``sys``, ``__builtins__``) and
+    names rebound in the agent's own namespace (``json``, ``sys``, ``builtins``) answer nothing."""
+    import builtins
+    import secrets
+    import types
+    from coursetools.grader import tamper
+    shell = types.SimpleNamespace(input_transformers_cleanup=[], input_transformers_post=[], ast_transformers=[],
+                                  custom_exceptions=(), events=types.SimpleNamespace(callbacks={}),
+                                  displayhook=None, display_pub=None)
+    user = {"__name__": "__main__", "get_ipython": lambda: shell, "answer": 41}
+    shell.user_ns = user
+    token, guard_token = "_coursetools_agent_" + secrets.token_hex(6), "_coursetools_guard_" + secrets.token_hex(8)
+    asked = []
+    try:
+        exec(judge.install_code(token), user)  # noqa: S102 - the kernel code the grader sends, before any student code
+        exec(tamper.guard_install_code(guard_token), user)  # noqa: S102
+        assert "_ct_ns" not in user
+        forged = types.SimpleNamespace(modules={}, __dict__={})
+        user.update(__import__=lambda *args, **kwargs: asked.append(args) or forged, sys=forged, json=None,
+                    builtins=forged, __builtins__={"__import__": lambda *args, **kwargs: asked.append(args) or forged})
+        namespace = builtins.__dict__[token].__dict__["serve"].__func__.__func__.__globals__
+        namespace.update(json=None, sys=None, builtins=None, base64=None, io=None, importlib=None, _npy=None)
+        answer = json.loads(eval(judge.request_expression(token, {"op": "get", "name": "answer"}), user))
+        assert answer == {"value": 41}
+        user["answer"] = np.int64(7)
+        answer = json.loads(eval(judge.request_expression(token, {"op": "get", "name": "answer"}), user))
+        assert agent.Tagged().decode(answer["value"]) == 7
+        findings = eval(tamper.guard_call(guard_token, []), user)
+        assert isinstance(findings, list)
+        assert not [f for f in findings if token in f or guard_token in f], "the doors are not notebook code"
+        assert asked == [], "nothing the notebook defined was called"
+    finally:
+        builtins.__dict__.pop(token, None)
+        builtins.__dict__.pop(guard_token, None)
+
+
+def _stub(image, kernel):
+    raise NotImplementedError("conv2d")
+
+
+def _library(image, kernel):
+    from scipy import signal
+    return signal.correlate2d(image, kernel, mode="valid")
+
+
+def test_the_graded_function_is_the_one_its_answer_cell_bound():
+    namespace = {"conv2d": _stub}
+    helper = agent.Agent({})
+    helper.namespace.update(namespace)
+    serve = lambda request: json.loads(helper.serve(json.dumps(request)))  # noqa: E731
+    assert serve({"op": "cell", "answer": True, "names": ["conv2d"]}) == {"value": None}
+    exec("def conv2d_padded(image, kernel, p):\n    return conv2d(image, kernel)\n",  # noqa: S102 - an answer
+         helper.namespace)
+    serve({"op": "cell", "answer": True, "names": ["conv2d_padded"]})
+    helper.namespace["conv2d"] = _library                       # an inserted cell rebinds the graded name
+    told = serve({"op": "cell", "answer": False, "names": []})["value"]
+    assert told == {"rebound": ["conv2d"], "altered": []}
+    remote = judge.Remote(serve)
+    image, weights = np.arange(16.0).reshape(4, 4), np.ones((2, 2))
+    for name, args in (("conv2d", (image, weights)), ("conv2d_padded", (image, weights, 0))):
+        with pytest.raises(NotImplementedError):   # the stub, also where the other answer calls it by name
+            remote.get(name)(*args)
+        remote.request(op="forget")
+    assert helper.namespace["conv2d"] is _library              # the kernel's own names are put back after a call
+
+
+def test_swapping_a_graded_functions_code_later_is_named_and_changes_nothing():
+    exec("def conv2d(image, kernel):\n    raise NotImplementedError\n", namespace := {})  # noqa: S102
+    helper = agent.Agent({})
+    helper.namespace.update(namespace)
+    serve = lambda request: json.loads(helper.serve(json.dumps(request)))  # noqa: E731
+    serve({"op": "cell", "answer": True, "names": ["conv2d"]})
+    helper.namespace["conv2d"].__code__ = _library.__code__
+    assert serve({"op": "cell", "answer": False, "names": []})["value"] == {"rebound": [], "altered": ["conv2d"]}
+    assert serve({"op": "cell", "answer": False, "names": []})["value"] == {"rebound": [], "altered": []}  # once
+    with pytest.raises(NotImplementedError):
+        judge.Remote(serve).get("conv2d")(np.ones((3, 3)), np.ones((2, 2)))
+
+
+def test_an_answer_cell_that_leaves_a_name_unbound_leaves_the_test_without_it():
+    helper = agent.Agent({"conv2d": _library})   # bound before the answer cell, by an inserted cell
+    serve = lambda request: json.loads(helper.serve(json.dumps(request)))  # noqa: E731
+    del helper.namespace["conv2d"]
+    helper.namespace["conv2d"] = _library
+    serve({"op": "cell", "answer": True, "names": ["conv2d", "answer_6_2"]})
+    assert serve({"op": "get", "name": "answer_6_2"}) == {"missing": True}
+    assert "value" in serve({"op": "get", "name": "conv2d"})   # what the cell left under its name is graded
+
+
+def test_a_read_only_cell_that_rebinds_a_pinned_name_takes_it_back():
+    helper = agent.Agent({"kernel": np.ones((2, 2))})
+    serve = lambda request: json.loads(helper.serve(json.dumps(request)))  # noqa: E731
+    serve({"op": "cell", "answer": True, "names": ["kernel"]})
+    helper.namespace["kernel"] = np.zeros((3, 3))                 # the instructor's next set-up cell
+    assert serve({"op": "cell", "locked": True, "names": []})["value"] == {"rebound": [], "altered": []}
+    assert judge.Remote(serve).get("kernel").shape == (3, 3)

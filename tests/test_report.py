@@ -249,3 +249,11 @@ def test_student_text_in_the_report_is_verbatim_and_inert(small_course, data):
     shown = " ".join(HOSTILE_TEXT.split())
     rendered_lines = [re.sub(r"<[^>]+>", "", line) for line in markdown(hostile).splitlines()]
     assert sum(shown in html.unescape(line) for line in rendered_lines) >= 4, "the text is not shown as written"
+
+
+def test_the_header_says_which_notebooks_had_no_cgroup_or_no_sandbox():
+    lines = report._sandbox_lines({"no_cgroup": {("ada", "01"), ("ada", "02"), ("bo*b", "01")},
+                                   "unsandboxed": set()})
+    assert len(lines) == 2 and lines[0].startswith("**Graded without a cgroup**: 3 notebooks of 2 students (ada, ")
+    assert "bo\\*b" in lines[0] and "per process" in lines[0]
+    assert report._sandbox_lines({"no_cgroup": set(), "unsandboxed": set()}) == []

@@ -83,7 +83,7 @@ print("processes", sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))
     assert "trusted True 0123456789" in out, "the grader's checks module, not the student's"
     assert "exists" not in out.replace("exists\" if", ""), out
     for path in ("convcheck.py", "data/digits.txt", "x.pth"):
-        assert f"refused {path}" in out or f"refused {sys.prefix}/{path}" in out, out
+        assert f"refused {path}" in out or f"refused {sandbox.ENV_ROOT}/venv/{path}" in out, out
     assert "wrote notes.txt" in out and "wrote new.txt" in out
     assert "processes [1, 2]" in out, "only the sandbox's init and the kernel are visible"
     # what the notebook wrote is thrown away: the submission and the course are as they were

@@ -192,6 +192,8 @@ def finish(course, state, result=None, since=None):
             metadata = _notebook_record(course, student, name) or {}
             record["notebooks"][name] = {"status": "graded", "events": metadata.get("events", []),
                                          "voided": bool(metadata.get("voided"))}
+            if metadata.get("resources"):
+                record["notebooks"][name]["resources"] = metadata["resources"]
         elif name in quarantined:
             record["notebooks"][name] = {"status": "quarantined", "events": []}
         else:

@@ -5,10 +5,12 @@
 ``all_events``). Readers depend on this module, never on the grader.
 
 A record: ``student``, ``ok`` (every handed-in notebook was graded in its run), ``started``,
-``seconds``, ``notebooks`` ({name: {"status", "events"}}, status one of graded, missing,
-quarantined, failed, kept_earlier), ``events`` (about the submission as a whole), ``runs``
-(nbgrader calls and their exit codes) and ``log`` (nbgrader's output of failed runs, saved
-beside the record as ``<student>.log``).
+``seconds``, ``notebooks`` ({name: {"status", "events", "resources"}}, status one of graded,
+missing, quarantined, failed, kept_earlier; ``resources`` what its sandbox used: ``cgroup`` (v1, v2 or
+None: per-process limits only), ``memory_peak_mb``, ``cpu_seconds``, ``processes_peak``,
+``disk_peak_mb`` per tmpfs, ``limits_hit``, ``detached``, ``written_outside``), ``events``
+(about the submission as a whole), ``runs`` (nbgrader calls and their exit codes) and ``log``
+(nbgrader's output of failed runs, saved beside the record as ``<student>.log``).
 """
 import json
 import os
@@ -41,6 +43,11 @@ def load_outcomes(course):
         except (OSError, ValueError):
             continue
     return outcomes
+
+
+def resource_records(record):
+    """{notebook: resource record} of an outcome record (the notebooks graded in a sandbox)."""
+    return {name: entry["resources"] for name, entry in record.get("notebooks", {}).items() if entry.get("resources")}
 
 
 def all_events(record):

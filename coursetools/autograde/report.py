@@ -214,7 +214,7 @@ def collect(course):
     blank = set()
     releases = {notebook: release_answers(course, notebook) for notebook in notebooks}
     events = {}
-    unsandboxed = set()
+    unsandboxed, no_cgroup = set(), set()
     for student in students:
         record = outcomes.get(student, {})
         events[student] = [e for e in all_events(record) if not nbgrader_file(e)]
@@ -228,6 +228,8 @@ def collect(course):
             meta = nb.get("metadata", {}).get("coursetools", {})
             if meta.get("sandbox") == "off":
                 unsandboxed.add((student, notebook))
+            elif "resources" in meta and not meta["resources"].get("cgroup"):
+                no_cgroup.add((student, notebook))
             alarm = any(severity(e.get("kind")) == "alarm" for e in meta.get("events", []))
             if meta.get("voided") or alarm or notebook in flagged or None in flagged:
                 events[student] += manual_overrides(course, student, notebook, nb)
@@ -252,7 +254,8 @@ def collect(course):
                     mistakes[text]["where"].add(grade_id)
     return {"students": students, "notebooks": notebooks, "scores": scores, "outcomes": outcomes,
             "events": events, "mistakes": dict(mistakes), "failures": dict(failures), "submitted": dict(submitted),
-            "answered": dict(answered), "blank": blank, "unsandboxed": unsandboxed}
+            "answered": dict(answered), "blank": blank, "unsandboxed": unsandboxed,
+            "no_cgroup": no_cgroup}
 
 
 def manual_overrides(course, student, notebook, nb):
@@ -284,14 +287,20 @@ def plural(count, word):
 
 
 def _sandbox_lines(data):
-    off = data.get("unsandboxed") or set()
-    if not off:
-        return []
-    students = sorted({s for s, _ in off})
-    return [f"**Graded without the sandbox (--no-sandbox)**: {plural(len(off), 'notebook')} of "
-            f"{plural(len(students), 'student')} "
-            f"({', '.join(inert(s) for s in students[:8])}{' ...' if len(students) > 8 else ''}). "
-            "Their code ran with the grader's file access, so these grades carry none of the sandbox's guarantees.", ""]
+    lines = []
+    for key, what, meaning in (
+            ("unsandboxed", "Graded without the sandbox (--no-sandbox)",
+             "Their code ran with the grader's file access, so these grades carry none of the sandbox's guarantees."),
+            ("no_cgroup", "Graded without a cgroup",
+             "The grader could not make one (run as root, or give it a delegated cgroup v2 subtree): memory and "
+             "processes were limited per process, not for each sandbox as a whole.")):
+        found = data.get(key) or set()
+        if found:
+            students = sorted({s for s, _ in found})
+            lines += [f"**{what}**: {plural(len(found), 'notebook')} of {plural(len(students), 'student')} "
+                      f"({', '.join(inert(s) for s in students[:8])}{' ...' if len(students) > 8 else ''}). "
+                      + meaning, ""]
+    return lines
 
 
 def _letters(events, notebook):

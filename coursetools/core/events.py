@@ -14,6 +14,9 @@ KINDS = {
     "invalid_notebook": ("warn", "handed in an unreadable notebook"),
     "symlink": ("warn", "handed in links to files outside the submission"),
     "suspicious": ("warn", "has code to review"),
+    "graded_name_rebound": ("warn", "changed a graded name after its answer cell (the answer cell's was graded)"),
+    "contained": ("warn", "has code to review (attempts the sandbox made harmless)"),
+    "resource_limit": ("warn", "reached a limit of its sandbox"),
     "active_content": ("warn", "showed scripts or other active content (removed from the pages)"),
     "missing_notebook": ("note", "did not hand in a notebook"),
     "files_written": ("note", "wrote files while graded"),
@@ -22,6 +25,7 @@ KINDS = {
     "kernelspec": ("note", "changed the kernel"),
     "extra_file": ("note", "handed in extra files"),
     "retried": ("note", "was graded notebook by notebook"),
+    "no_cgroup": ("note", "was graded with per-process limits only (no cgroup could be made)"),
 }
 
 

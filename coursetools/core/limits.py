@@ -20,6 +20,9 @@ LIMITS = {
     "max_lines": (1000, "LimitOutput", "max_lines"),
     "max_notebook_mb": (50, "Preflight", "max_notebook_mb"),
     "max_file_mb": (100, "Preflight", "max_file_mb"),
+    # the sandbox as a whole (issue 26): its cgroup's memory (processes and tmpfs pages), its work copy's room
+    "sandbox_memory_mb": (6144, "ResilientExecute", "sandbox_memory_mb"),
+    "work_mb": (512, "ResilientExecute", "work_mb"),
 }
 DEFAULT_LIMITS = {name: default for name, (default, _, _) in LIMITS.items()}
 

@@ -3,7 +3,9 @@
     execution    ResilientExecute: limits, dead kernels, the judge for every test cell
     preprocessors  the sanitize and feedback preprocessors (restore cells, hide hidden tests, ...)
     judge/agent  graded test cells run in the grader; the agent answers from the student's kernel
-    sandbox      the kernel under bubblewrap
+    sandbox      the kernel under bubblewrap, with sandboxfs (its capped tmpfs mounts) and cgroups
+                 (one cgroup per sandbox: memory and processes as a whole)
+    pages        what a student displayed or wrote, made inert for the formgrader and the feedback
     tamper/guard the static scan of student cells and the runtime guard in the kernel
     libraryscan  library convolutions in a from-scratch answer
     markscheme, mathjax  the formgrader's mark schemes and the feedback's local MathJax

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import pathlib
 import secrets
 import time
 from queue import Empty
@@ -29,12 +30,19 @@ from nbgrader import utils
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer
 
+from coursetools.core.cells import grade_id
 from coursetools.core.events import event
 from coursetools.core.limits import DEFAULT_LIMITS
 from coursetools.grader import judge, sandbox, tamper
 from coursetools.grader.preprocessors import METADATA_KEY, add_events, cell_label, failure_output
 
 MEMORY_ERRORS = ("MemoryError", "OutOfMemoryError")
+# Evaluated after each cell and each call of the student's code, in the same request: a timer the student's
+# code set (signal.alarm, setitimer) stops there, and a signal it sent itself is delivered there, so neither
+# lands later in whatever runs next, at a moment that depends on how busy the machine is.
+DISARM_KEY = "_coursetools_disarm"
+DISARM = "__import__('signal').setitimer(__import__('signal').ITIMER_REAL, 0)"
+CELL_KEY = "_coursetools_cell"   # the agent's after-cell request: it pins what an answer cell bound
 MEMORY_TEXT = ("can't allocate memory", "cannot allocate memory", "DefaultCPUAllocator")
 
 
@@ -63,6 +71,9 @@ class NotebookGrading:
     bound: dict = dataclasses.field(default_factory=dict)   # names the read-only cells imported so far
     guard_question: object = None         # the guard call sent along with the running cell's request
     guard_answer: object = None           # ... and what the cell's reply said to it
+    cell_question: object = None          # the agent's after-cell request (coursetools.grader.agent, pins) ...
+    cell_answer: object = None            # ... and its answer
+    graded_names: dict = dataclasses.field(default_factory=dict)  # answer cell's grade id -> names its source binds
     output_used: object = None            # output kept so far of the running cell
     judge_deadline: float = 0.0
     judge_interrupted: bool = False
@@ -100,7 +111,14 @@ class ResilientExecute(Execute):
     ).tag(config=True)
     max_file_mb = Integer(512, help="Largest file the sandboxed kernel may write, in MiB; 0 for no limit.").tag(
         config=True)
-    scratch_mb = Integer(512, help="Size of the sandbox's own /tmp and of its HOME, in MiB each.").tag(config=True)
+    scratch_mb = Integer(512, help="Size of the sandbox's own /tmp, /dev/shm and HOME, in MiB each.").tag(config=True)
+    work_mb = Integer(DEFAULT_LIMITS["work_mb"],
+                      help="Room in the sandbox's work copy beyond the submitted files, in MiB.").tag(config=True)
+    sandbox_memory_mb = Integer(
+        DEFAULT_LIMITS["sandbox_memory_mb"],
+        help="Memory of the whole sandbox (all its processes and its tmpfs files), in MiB, where a cgroup can be "
+             "made; 0 for none."
+    ).tag(config=True)
     judge_tests = Bool(
         True, help="Run graded test cells in the grader (coursetools.grader.judge), calling the student's code in the "
                    "kernel only to observe it; False runs them in the kernel as plain nbgrader does."
@@ -122,6 +140,7 @@ class ResilientExecute(Execute):
         km.course_root = coursedir.root
         km.memory_mb, km.max_processes = self.memory_limit_mb, self.max_processes
         km.max_file_mb, km.tmp_mb = self.max_file_mb, self.scratch_mb
+        km.work_mb, km.sandbox_memory_mb = self.work_mb, self.sandbox_memory_mb
         self._grading.sandbox_km = km
         return km
 
@@ -132,9 +151,27 @@ class ResilientExecute(Execute):
         if left:
             self._event("processes_left", f"{len(left)} processes of the sandbox outlived the kernel; the grader "
                                           "killed them")
+        if grading.sandbox_km is not None:
+            nb.metadata.setdefault(METADATA_KEY, {})["resources"] = self._resource_events(grading.sandbox_km)
         add_events(nb, grading.events)
         nb.metadata.setdefault(METADATA_KEY, {})["sandbox"] = "bubblewrap" if self.sandbox else "off"
         return nb, resources
+
+    def _resource_events(self, km):
+        """The sandbox's resource record, with events for each limit reached and each attempt made harmless."""
+        used = km.resources()
+        if not used.get("cgroup"):
+            self._event("no_cgroup", "no cgroup could be made for the sandbox: its memory and processes were limited "
+                                     "per process only")
+        for limit in used.get("limits_hit", []):
+            self._event("resource_limit", f"the notebook reached its sandbox's {limit} limit", limit=limit)
+        if used.get("detached"):
+            self._event("contained", "started processes that detached from the kernel ("
+                        + "; ".join(used["detached"][:3]) + "); the sandbox ended them with the kernel")
+        if used.get("written_outside"):
+            self._event("contained", "wrote outside its work copy (" + ", ".join(used["written_outside"][:5])
+                        + " in HOME); thrown away with the sandbox")
+        return used
 
     @contextlib.contextmanager
     def _cell_time_limit(self, seconds):
@@ -168,6 +205,8 @@ class ResilientExecute(Execute):
         grading.deadline = time.monotonic() + self.notebook_timeout if self.notebook_timeout else None
         if self.memory_limit_mb and not self.sandbox:  # the sandbox sets the cap inside, before the kernel starts
             self._cap_memory_from_outside()
+        if grading.sandbox_km is not None:
+            grading.sandbox_km.sample()  # what HOME holds before the student's first cell
         if self.judge_tests:
             grading.judge = self._make_judge()
         if self.tamper_guard:
@@ -175,8 +214,7 @@ class ResilientExecute(Execute):
             grading.guard_ok = bool(reply) and reply["content"].get("status") == "ok"
             if not grading.guard_ok:
                 self.log.warning("The tamper guard could not be installed: %s", reply and reply["content"])
-            else:
-                self._ask_guard_with_every_cell()
+        self._wrap_every_cell()
 
     def _cap_memory_from_outside(self):
         limit = self.memory_limit_mb * 1024 * 1024
@@ -192,15 +230,20 @@ class ResilientExecute(Execute):
             self._silent("import resource as _r\n"
                          f"_r.setrlimit(_r.RLIMIT_DATA, ({limit}, {limit}))\ndel _r\n")
 
-    def _ask_guard_with_every_cell(self):
-        """Send the guard's question in each cell's own execute request: no extra round trip to the kernel."""
+    def _wrap_every_cell(self):
+        """Send the guard's question, and the disarming of the student's timer, in each cell's own execute
+        request: no extra round trip to the kernel."""
         original = self.kc.execute
         grading = self._grading
 
         def execute(code, *args, **kwargs):
-            if grading.guard_question and not kwargs.get("silent"):
+            if not kwargs.get("silent"):
                 expressions = dict(kwargs.get("user_expressions") or {})
-                expressions[grading.guard_token] = grading.guard_question
+                if grading.guard_question:
+                    expressions[grading.guard_token] = grading.guard_question
+                if grading.cell_question:
+                    expressions[CELL_KEY] = grading.cell_question
+                expressions[DISARM_KEY] = DISARM
                 kwargs["user_expressions"] = expressions
             return original(code, *args, **kwargs)
 
@@ -220,7 +263,8 @@ class ResilientExecute(Execute):
         instructor = [c.source for c in grading.nb.cells if c.cell_type == "code" and not tamper.is_student_cell(c)]
         seed = judge.grading_seed(judge.course_secret(coursedir.root), info.get("student", ""),
                                   info.get("notebook", ""))
-        return judge.Judge(self._rpc, source, instructor, student, seed_material=seed)
+        grading.graded_names = tamper.graded_names(pathlib.Path(source) / f"{info.get('notebook', '')}.ipynb")
+        return judge.Judge(self._rpc, source, instructor, student, seed_material=seed, on_event=self._event)
 
     def _rpc(self, request):
         """One request to the kernel's agent, within the judged cell's time; its answer as a dict."""
@@ -228,7 +272,8 @@ class ResilientExecute(Execute):
         if grading.judge_interrupted:
             raise judge.TestDidNotRun("the test ran out of time")
         msg_id = self.kc.execute("", silent=True, store_history=False, allow_stdin=False,
-                                 user_expressions={"r": judge.request_expression(grading.agent, request)})
+                                 user_expressions={"r": judge.request_expression(grading.agent, request),
+                                                   DISARM_KEY: DISARM})
         try:
             reply = run_sync(self._async_reply)(msg_id, max(0.1, grading.judge_deadline - time.monotonic()))
             if reply is None:  # past the time limit: interrupt the student's code and take its answer
@@ -305,15 +350,39 @@ class ResilientExecute(Execute):
 
     def _silent(self, code, user_expressions=None, timeout=None):
         """Run grader code in the kernel without touching the notebook; return the execute reply or None."""
-        msg_id = self.kc.execute(code, silent=True, store_history=False, user_expressions=user_expressions or {},
-                                 allow_stdin=False)
+        msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False,
+                                 user_expressions={**(user_expressions or {}), DISARM_KEY: DISARM})
         return run_sync(self._async_reply)(msg_id, timeout or self.guard_timeout)
 
     def on_cell_executed(self, **kwargs):
         super().on_cell_executed(**kwargs)
         reply = kwargs.get("execute_reply") or {}
-        self._grading.guard_answer = reply.get("content", {}).get("user_expressions", {}).get(
-            self._grading.guard_token)
+        expressions = reply.get("content", {}).get("user_expressions", {})
+        self._grading.guard_answer = expressions.get(self._grading.guard_token)
+        self._grading.cell_answer = expressions.get(CELL_KEY)
+
+    def _after_cell(self, cell, index, question):
+        """The agent's account of the cell just run: it pins an answer cell's names (coursetools.grader.agent)
+        and names the graded names another cell rebound, which the report then lists."""
+        result = self._grading.cell_answer
+        if not result or result.get("status") != "ok":  # a failed cell's request evaluated no user expression
+            with contextlib.suppress(DeadKernelError):
+                reply = self._silent("", {CELL_KEY: question})
+                result = reply and reply["content"].get("user_expressions", {}).get(CELL_KEY)
+        try:
+            told = json.loads(ast.literal_eval(result["data"]["text/plain"]))["value"] or {}
+        except Exception:  # noqa: BLE001 - no answer, or a forged one
+            self._event("suspicious", "the grader could not learn what this cell bound (its agent gave no answer)",
+                        cell, index)
+            return
+        if not tamper.is_student_cell(cell) or not isinstance(told, dict):
+            return
+        for name in told.get("rebound", []):
+            self._event("graded_name_rebound", f"rebinds `{name}`; the tests graded what its answer cell defined",
+                        cell, index, name=str(name))
+        for name in told.get("altered", []):
+            self._event("graded_name_rebound", f"changes the code of `{name}`; the tests graded the code its answer "
+                                               "cell defined", cell, index, name=str(name))
 
     def _ask_guard(self, cell, index, result=None):
         """Record the guard's findings: from the cell's own reply, or from a separate silent request."""
@@ -417,7 +486,14 @@ class ResilientExecute(Execute):
             if not tamper.is_student_cell(cell):
                 bound.update(tamper.locked_imports([cell]))
             grading.guard_question = tamper.guard_call(grading.guard_token, tamper.alias_triples(bound))
-        grading.guard_answer = None
+        grading.guard_answer = grading.cell_answer = None
+        if grading.judge is not None:
+            answer = utils.is_solution(cell)
+            names = set(tamper.bound_names(cell.source)) | set(grading.graded_names.get(grade_id(cell), ())) \
+                if answer else set()
+            grading.cell_question = judge.request_expression(grading.agent, {
+                "op": "cell", "answer": answer, "locked": not tamper.is_student_cell(cell),
+                "names": sorted(names) if answer else []})
         try:
             with self._cell_time_limit(timeout):
                 cell, resources = super().preprocess_cell(cell, resources, index)
@@ -426,14 +502,21 @@ class ResilientExecute(Execute):
             return cell, resources
         finally:
             used, grading.output_used = grading.output_used, None
-            grading.guard_question = None
+            grading.guard_question, question, grading.cell_question = None, grading.cell_question, None
         if used and used["cut"]:
             self._event("output_truncated", "the cell printed more output than the grader keeps", cell, index)
         self._record_failures(cell, index, timeout, by_notebook)
         if not tamper.is_student_cell(cell):
             grading.bound.update(tamper.locked_imports([cell]))
+        if question is not None and not grading.kernel_dead:
+            self._after_cell(cell, index, question)
         if grading.guard_ok and not grading.kernel_dead:
-            self._ask_guard(cell, index, grading.guard_answer)
+            self._ask_guard(cell, index, grading.guard_answer)  # for a failed cell, a request that also disarms
+        elif not grading.kernel_dead and any(o.output_type == "error" for o in cell.outputs):
+            with contextlib.suppress(DeadKernelError):
+                self._silent("")  # a failed cell's request evaluated no user expression: disarm now
+        if grading.sandbox_km is not None:
+            grading.sandbox_km.sample()
         return cell, resources
 
     def _record_failures(self, cell, index, timeout, by_notebook):

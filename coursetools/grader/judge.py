@@ -18,7 +18,6 @@ test, printed text is kept. Names bound by the notebook's own import statements 
 """
 import builtins
 import contextlib
-import fractions
 import hashlib
 import importlib
 import importlib.util
@@ -73,7 +72,7 @@ def rebuild_error(info):
         return type(name, (Exception,), {"__module__": "student"})(message)
 
 
-class Remote(agent.TaggedDecoder):
+class Remote(agent.Tagged):
     """The grader's side of the agent: requests, plain values both ways, proxies for the rest."""
 
     def __init__(self, rpc):
@@ -81,6 +80,9 @@ class Remote(agent.TaggedDecoder):
         self._tokens = weakref.WeakValueDictionary()   # token -> the test's array it stands for
         self._token_of = {}                             # id(array) -> token
         self._next_token = itertools.count(1)
+        self._left = {}     # token -> what the student's code left in its copy of that array (never the test's)
+        self._sent = {}     # token -> the test's array as last sent
+        self.on_change = None   # (function name, [argument labels]) -> None: a call wrote into the test's inputs
 
     def request(self, **request):
         answer = self.rpc(request)
@@ -102,48 +104,30 @@ class Remote(agent.TaggedDecoder):
             self._tokens[token] = array
         return token
 
-    def encode(self, value):
+    def encode_array(self, array):
+        layout = {} if array.ndim < 2 or array.flags.c_contiguous else {"order": "F"}  # a transposed view stays one
+        token, keep = self._token(array), {}
+        sent = self._sent.get(token)
+        if token in self._left and sent is not None and sent.shape == array.shape and np.array_equal(
+                sent, array, equal_nan=True):
+            keep = {"keep": True}  # the test left it alone: the kernel's copy stays as the student's code left it
+        else:
+            self._left.pop(token, None)  # the kernel's copy is made equal to the test's array
+        self._sent[token] = array.copy()
+        return {"$array": _npy(array), "token": token, **layout, **keep}
+
+    def encode_other(self, value):
         if isinstance(value, (RemoteFunction, RemoteObject)):
             return {"$handle": value._handle}
-        if value is None or isinstance(value, (bool, str)):
-            return value
-        if isinstance(value, int):
-            return int(value) if -2**53 < value < 2**53 else {"$int": str(int(value))}
-        if isinstance(value, float):
-            return float(value) if np.isfinite(value) else {"$float": repr(float(value))}
-        if isinstance(value, complex):
-            return {"$complex": [value.real, value.imag]}
         if isinstance(value, np.ndarray):
-            if value.dtype.hasobject:
-                raise TypeError("an object array cannot be sent to the student's code")
-            layout = {} if value.ndim < 2 or value.flags.c_contiguous else {"order": "F"}  # a transposed view stays one
-            return {"$array": _npy(value), "token": self._token(value), **layout}
-        if isinstance(value, np.generic):
-            return {"$scalar": _npy(np.asarray(value))}
-        torch = sys.modules.get("torch")
-        if torch is not None and isinstance(value, torch.Tensor):
-            return {"$tensor": _npy(value.detach().cpu().numpy())}
-        if isinstance(value, (list, tuple)):
-            items = [self.encode(item) for item in value]
-            return items if isinstance(value, list) else {"$tuple": items}
-        if isinstance(value, dict):
-            return {"$dict": [[self.encode(k), self.encode(v)] for k, v in value.items()]}
-        if isinstance(value, fractions.Fraction):
-            return {"$fraction": [str(value.numerator), str(value.denominator)]}
-        if torch is not None and isinstance(value, torch.device):
-            return {"$device": str(value)}
-        if torch is not None and isinstance(value, torch.dtype):
-            return {"$dtype": str(value).replace("torch.", "")}
+            raise TypeError("an object array cannot be sent to the student's code")
         raise TypeError(f"a {type(value).__name__} cannot be sent to the student's code")
 
     # --- from the kernel
 
     def decode_array(self, tree):
-        return _from_npy(tree["$array"])
-
-    @staticmethod
-    def dict_key(key):
-        return _hashable(key)
+        array = _from_npy(tree["$array"])
+        return np.asfortranarray(array) if tree.get("order") == "F" else array
 
     def decode_handle(self, tree):
         if tree.get("callable") and not str(tree.get("type", "")).startswith(TRUSTED_TYPES):
@@ -151,41 +135,58 @@ class Remote(agent.TaggedDecoder):
         return RemoteObject(self, tree)
 
     def decode_plain(self, tree):
-        try:
-            value = agent.decode_simple(tree)
-        except (ValueError, TypeError) as error:
-            raise TestDidNotRun(f"the kernel's answer was not understood ({error})") from None
-        if value is agent.UNKNOWN:
+        value = self.decode_simple(tree)
+        if value is self.UNKNOWN:
             raise TestDidNotRun("the kernel's answer held a value of an unknown kind")
         return value
 
+    def value(self, tree):
+        """A value from the kernel; an answer that is not one fails the test as not run."""
+        try:
+            return self.decode(tree)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, ImportError) as error:
+            raise TestDidNotRun(f"the kernel's answer was not understood ({type(error).__name__}: "
+                                f"{str(error)[:200]})") from None
+
     def result(self, answer):
-        """The value of an answer, or raise what the student's code raised; copy back arrays it changed."""
+        """The value of an answer, or raise what the student's code raised.
+
+        Arrays the call changed in place are recorded (``left_by_call``), never copied into the test's
+        own arrays: references and tolerances computed after the call still see the test's inputs."""
         for token, tree in (answer.get("changed") or {}).items():
-            array = self._tokens.get(int(token))
-            if array is not None:
-                new = self.decode(tree)
-                if new.shape == array.shape and array.flags.writeable:
-                    np.copyto(array, new, casting="unsafe")
+            if self._tokens.get(int(token)) is not None:
+                self._left[int(token)] = self.value(tree)
         if "raised" in answer:
             raise rebuild_error(answer["raised"])
         if "value" not in answer:
             raise TestDidNotRun("the kernel's answer held no value")
-        return self.decode(answer["value"])
+        return self.value(answer["value"])
+
+    def left_by_call(self, value):
+        """What the student's code left in its copy of the test's array ``value`` (``value`` if unchanged)."""
+        token = self._token_of.get(id(value)) if isinstance(value, np.ndarray) else None
+        if token is None or self._tokens.get(token) is not value:
+            return value
+        return self._left.get(token, value)
+
+    def call(self, handle, name, args, kwargs, **flags):
+        """Call a handle in the kernel; the answer. Tells ``on_change`` which of the test's arrays it wrote into."""
+        answer = self.request(op="call", handle=handle, args=[self.encode(a) for a in args],
+                              kwargs={str(k): self.encode(v) for k, v in kwargs.items()}, **flags)
+        changed = {int(token) for token in answer.get("changed") or {}}
+        if changed and self.on_change is not None:
+            sent = [(f"argument {n + 1}", a) for n, a in enumerate(args)] + [(f"`{k}`", v) for k, v in kwargs.items()]
+            labels = [label for label, value in sent if isinstance(value, np.ndarray)
+                      and self._token_of.get(id(value)) in changed and self._tokens.get(self._token_of[id(value)])
+                      is value]
+            self.on_change(name, labels)
+        return answer
 
     def get(self, name):
         answer = self.request(op="get", name=name)
         if answer.get("missing") or answer.get("builtin"):
             raise KeyError(name)
         return self.result(answer)
-
-
-def _hashable(value):
-    if isinstance(value, list):
-        return tuple(_hashable(v) for v in value)
-    if isinstance(value, np.ndarray):
-        return value.tobytes()
-    return value
 
 
 class RemoteFunction:
@@ -197,14 +198,11 @@ class RemoteFunction:
         self._type = info.get("type", "")
 
     def __call__(self, *args, **kwargs):
-        return self._remote.result(self._remote.request(
-            op="call", handle=self._handle, args=[self._remote.encode(a) for a in args],
-            kwargs={str(k): self._remote.encode(v) for k, v in kwargs.items()}))
+        return self._remote.result(self._remote.call(self._handle, self.__name__, args, kwargs))
 
     def call_blocking_libraries(self, *args):
         """Call with library convolutions and FFTs blocked in the kernel; return the names it tried to call."""
-        answer = self._remote.request(op="call", handle=self._handle, block_libraries=True,
-                                      args=[self._remote.encode(a) for a in args], kwargs={})
+        answer = self._remote.call(self._handle, self.__name__, args, {}, block_libraries=True)
         return list(answer.get("blocked") or [])
 
     def __repr__(self):
@@ -242,9 +240,7 @@ class RemoteObject:
         return self._ask("getattr", attr=attr)
 
     def __call__(self, *args, **kwargs):
-        return self._remote.result(self._remote.request(
-            op="call", handle=self._handle, args=[self._remote.encode(a) for a in args],
-            kwargs={str(k): self._remote.encode(v) for k, v in kwargs.items()}))
+        return self._remote.result(self._remote.call(self._handle, self._type, args, kwargs))
 
     def __getitem__(self, key):
         return self._ask("getitem", key=self._remote.encode(key))
@@ -341,8 +337,12 @@ def load_module(name, path):
 class Judge:
     """Runs one notebook's graded test cells in the grader, against one kernel's agent."""
 
-    def __init__(self, rpc, source_dir, instructor_sources, student_sources, seed_material=None):
+    def __init__(self, rpc, source_dir, instructor_sources, student_sources, seed_material=None, on_event=None):
         self.remote = Remote(rpc)
+        self.remote.on_change = self.changed_inputs
+        self.on_event = on_event    # on_event(kind, detail, **extra): ResilientExecute._event at grading
+        self.events = []    # (kind, detail, extra) reported, each once
+        self.grade_id = ""
         self.source_dir = pathlib.Path(source_dir)
         self.imports = imported_names(instructor_sources)
         self.student_sources = list(student_sources)
@@ -350,6 +350,18 @@ class Judge:
         self.seed_material = seed_material
         self.modules = {}
         self.kept = {}      # names earlier test cells bound, as their kernel would still hold them
+
+    def report(self, kind, detail, **extra):
+        if any(seen[:2] == (kind, detail) for seen in self.events):
+            return
+        self.events.append((kind, detail, extra))
+        if self.on_event is not None:
+            self.on_event(kind, detail, **extra)
+
+    def changed_inputs(self, name, labels):
+        what = ", ".join(labels) or "an array inside an argument"
+        self.report("suspicious", f"{name} wrote into the arrays a test passed it ({what}); the test's own arrays "
+                                  "were kept", test=self.grade_id)
 
     def resolve(self, name):
         if name in self.imports:
@@ -377,9 +389,10 @@ class Judge:
         return module
 
     def arm_checks(self, checks):
-        """The grader's convcheck: library convolutions found in the submitted source, grading seeds.
+        """The grader's convcheck: library convolutions found in the submitted source, what a call left in
+        its inputs (the kernel's copies), grading seeds.
 
-        Both are names the package's checks read when they run (``convcheck/hooks.py``), so setting them
+        All are names the package's checks read when they run (``convcheck/hooks.py``), so setting them
         on the package reaches every submodule."""
         original = checks._reject_library_conv
         sources = self.student_sources
@@ -396,6 +409,7 @@ class Judge:
                                      "a call to " + ", ".join(found), hint=hint)
 
         checks._reject_library_conv = reject_library_conv
+        checks._left_by_call = self.remote.left_by_call
         checks.GRADING_SEED = self.seed_material
 
     def library_verdict(self, source):
@@ -410,6 +424,7 @@ class Judge:
             return "", refused
         namespace = Namespace(self)
         namespace.update(self.kept)
+        self.grade_id = grade_id
         printed = io.StringIO()
         error = None
         try:
@@ -422,6 +437,8 @@ class Judge:
             self.kept.update({k: v for k, v in namespace.bound_by_test().items()
                               if not isinstance(v, (RemoteFunction, RemoteObject))})
             namespace.clear()
+            self.remote._left.clear()
+            self.remote._sent.clear()
         if not isinstance(error, TestDidNotRun):
             with contextlib.suppress(Exception, TestDidNotRun):  # a kernel that cannot forget is asked next time
                 self.remote.request(op="forget")
@@ -461,12 +478,11 @@ def error_output(error):
 
 
 def install_code(name):
-    """Kernel code that sets up the agent as module ``name`` (run silently before the first cell)."""
-    return (f"import sys as _s, types as _t\n_m = _t.ModuleType({name!r})\n"
-            f"exec(compile({agent.source()!r}, '<grader agent>', 'exec'), _m.__dict__)\n"
-            f"_m.AGENT = _m.Agent(get_ipython().user_ns)\n_s.modules[{name!r}] = _m\ndel _s, _t, _m\n")
+    """Kernel code that sets up the agent behind a door named ``name`` (run silently before the first cell)."""
+    return (f"exec(compile({agent.source()!r}, '<grader agent>', 'exec'), _ct_ns := {{'__name__': {name!r}}})\n"
+            f"_ct_ns['install'](get_ipython().user_ns, {name!r})\ndel _ct_ns\n")
 
 
 def request_expression(name, request):
-    """The user expression that hands one request to the agent."""
-    return f"__import__('sys').modules[{name!r}].AGENT.serve({json.dumps(request)!r})"
+    """The user expression that hands one request to the agent; it looks up no name (``agent.door_expression``)."""
+    return agent.door_expression(name, "serve", repr(json.dumps(request)))

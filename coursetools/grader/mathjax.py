@@ -81,6 +81,13 @@ def files():
     return _files(str(source_folder()))
 
 
+def feedback_files():
+    """{path under a feedback folder: bytes}: the local MathJax and the course's settings for it."""
+    written = {os.path.join(FOLDER, relative): data for relative, data in files().items()}
+    written[os.path.join(FOLDER, SETTINGS_FILE)] = SETTINGS.read_bytes()
+    return written
+
+
 class LocalMathJax(Preprocessor):
     """Put the local MathJax beside each feedback page (GenerateFeedback's last preprocessor).
 
@@ -93,12 +100,9 @@ class LocalMathJax(Preprocessor):
 
     def preprocess(self, nb, resources):
         try:
-            local = files()
+            local = feedback_files()
         except MathJaxMissing as error:  # the page is still written; only its maths stays raw TeX
             self.log.error("%s", error)
             return nb, resources
-        outputs = resources.setdefault("outputs", {})
-        for relative, data in local.items():
-            outputs[os.path.join(FOLDER, relative)] = data
-        outputs[os.path.join(FOLDER, SETTINGS_FILE)] = SETTINGS.read_bytes()
+        resources.setdefault("outputs", {}).update(local)
         return nb, resources

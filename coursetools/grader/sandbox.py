@@ -1,24 +1,30 @@
 """Each graded notebook's kernel in a bubblewrap sandbox of its own (docs/grading-guarantees.md).
 
 ``ResilientExecute`` starts every kernel through ``SandboxedKernelManager``. The kernel runs
-under ``bwrap`` as an unprivileged user (uid 65534) with its own user, PID, IPC, UTS and
-network namespaces, and ``--die-with-parent``. What it sees:
+under ``bwrap`` as an unprivileged user (uid 65534) with its own user, PID, IPC, UTS, cgroup and
+network namespaces, and ``--die-with-parent``. What it sees, all at fixed neutral paths:
 
-* ``/home/student/<assignment>`` (its working folder): a fresh copy of the student's
-  *submitted* folder, made for this notebook alone and deleted afterwards, so one notebook
-  cannot change what the next one sees. The assignment's shipped files (the checks module,
-  the data loader, the plotting module, the digits) are bound over it read-only from the
-  grader's own copy in ``source/``, never the student's.
-* The system (``/usr``, ``/etc``), the Python environment and its interpreter: read-only.
-* A throw-away ``HOME`` and ``/tmp`` (size-capped tmpfs).
-* One folder of Unix sockets: the kernel and the grader talk over Jupyter's ``ipc``
-  transport, so the kernel needs no network at all (only its own loopback exists).
+* ``/home/student/<assignment>`` (its working folder): a size-capped tmpfs holding a fresh copy of
+  the student's *submitted* folder, made for this notebook alone, so one notebook cannot change
+  what the next one sees. The assignment's shipped files (the checks module, the data loader, the
+  plotting module, the digits) are copied over it read-only from the grader's own copy in
+  ``source/``, never the student's.
+* The system (``/usr``, ``/etc``) read-only; the Python environment at ``/env/venv`` and its
+  interpreter at ``/env/python``, read-only.
+* ``HOME``, ``/tmp``, ``/dev/shm`` and the socket folder ``/run/kernel``: size-capped tmpfs mounts.
+  Everything else is read-only, so nothing the notebook writes lands on the grader's disk, and it
+  all vanishes with the sandbox's mount namespace (no clean-up that a deep tree could break).
+* The kernel and the grader talk over Jupyter's ``ipc`` transport: the sockets are in the
+  sandbox's ``/run/kernel``, which the grader reaches as ``/proc/<sandbox pid>/root/run/kernel``;
+  the kernel needs no network at all (only its own loopback exists).
 * NVIDIA device files where they exist, so hidden tests still reach CUDA.
 
-It does not see the course (``source/``, the gradebook, ``nbgrader_config.py``, the tools),
-other students' folders, the autograded copy of its own notebook (which holds the hidden
-tests), the exchange, or any other process. Limits set inside before the kernel starts
-(``prlimit``): data segment (memory), number of processes and threads, size of one file.
+Every file the sandbox gets is handed to bwrap as an open file descriptor and copied in, and bwrap
+reads its arguments from a descriptor, so no host path shows in ``/proc`` or ``mountinfo`` except
+the sources of the environment's read-only binds. Limits: a cgroup of the sandbox's own where one
+can be made (``coursetools.grader.cgroups``: memory of all its processes and tmpfs pages,
+processes and threads, an equal CPU weight), and per process (``prlimit``): data segment, number
+of processes where no cgroup counts them, size of one file.
 
 When the kernel ends, the sandbox's PID 1 ends and the Linux kernel kills every process
 left in its PID namespace; ``cleanup_resources`` then checks that none is left (and
@@ -36,11 +42,11 @@ import time
 
 from jupyter_client.manager import AsyncKernelManager
 
-SANDBOX_USER = 65534          # "nobody"
-SANDBOX_HOME = "/home/student"
-ENV_KEPT = ("PATH", "LANG", "LANGUAGE", "TZ", "NBGRADER_EXECUTION", "LD_LIBRARY_PATH", "PYTHONHASHSEED", "PYTHONPATH",
-            "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES")
-ENV_PREFIXES = ("LC_", "OPENBLAS_", "OMP_", "MKL_", "CUDA_")  # numeric libraries' settings only
+from coursetools.grader import cgroups
+from coursetools.grader.sandboxfs import (  # noqa: F401 - the names the grader and the tests use
+    ENV_ROOT, MAX_COPIED, SANDBOX_HOME, SANDBOX_USER, SOCKETS, Mounts, PythonLayout, _more_descriptors, _overlaps,
+    _walk, gpu_binds, kernel_environment, sandbox_mounts, system_binds)
+
 FIX = ("Install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) and make sure unprivileged user "
        "namespaces are allowed (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 24.04 also "
        "kernel.apparmor_restrict_unprivileged_userns=0). To grade without a sandbox anyway, pass "
@@ -51,49 +57,6 @@ class SandboxUnavailable(RuntimeError):
     """The sandbox cannot start on this machine; the message says why and how to fix it."""
 
 
-def system_binds():
-    """bwrap arguments for the read-only system."""
-    args = []
-    for top in ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt"):
-        if os.path.islink(top):
-            args += ["--symlink", os.readlink(top), top]
-        elif os.path.isdir(top):
-            args += ["--ro-bind", top, top]
-    return args + ["--ro-bind-try", "/sys", "/sys"]
-
-
-def _overlaps(path, other):
-    path, other = pathlib.Path(path), pathlib.Path(other)
-    return path == other or path.is_relative_to(other) or other.is_relative_to(path)
-
-
-def python_binds(course_root=None):
-    """bwrap arguments for the Python environment, read-only: the interpreter, the virtual environment,
-    and the folders of PYTHONPATH and LD_LIBRARY_PATH, except any that holds (or is in) the course."""
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix,
-             os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}
-    searched = set()
-    for variable in ("PYTHONPATH", "LD_LIBRARY_PATH"):
-        searched.update(d for d in os.environ.get(variable, "").split(os.pathsep) if d)
-    if course_root:
-        searched = {d for d in searched if not _overlaps(os.path.realpath(d), os.path.realpath(course_root))}
-    args = []
-    for path in sorted(roots | searched):
-        if os.path.isdir(path) and not os.path.realpath(path).startswith(("/usr/", "/etc/", "/opt/")):
-            for name in dict.fromkeys((path, os.path.realpath(path))):  # the path and where a link leads
-                args += ["--ro-bind", name, name]
-    return args
-
-
-def gpu_binds():
-    """bwrap arguments binding NVIDIA's device files, where there are any."""
-    args = []
-    for name in sorted(os.listdir("/dev")) if os.path.isdir("/dev") else []:
-        if name.startswith("nvidia") or name == "dri":
-            args += ["--dev-bind", f"/dev/{name}", f"/dev/{name}"]
-    return args
-
-
 def limits_command(memory_mb=0, processes=0, file_mb=0):
     """``prlimit`` arguments that set the kernel's limits before it starts (empty: none)."""
     limits = {"data": memory_mb * 1024 * 1024, "nproc": processes, "fsize": file_mb * 1024 * 1024}
@@ -101,78 +64,31 @@ def limits_command(memory_mb=0, processes=0, file_mb=0):
     return ["prlimit", *args, "--"] if args else []
 
 
-_PIDS_PARENT = []
-
-
-def pids_cgroup_parent():
-    """A cgroup folder (pids controller) under which each sandbox gets a group of its own, or None.
-
-    RLIMIT_NPROC does not bind a process whose user is root outside its user namespace, so a
-    grader running as root caps the sandbox's processes and threads with a pids cgroup instead
-    (cgroup v1's pids hierarchy, or cgroup v2 with the pids controller). A grader that is not
-    root needs none: RLIMIT_NPROC then counts the processes of each sandbox's own namespace."""
-    if _PIDS_PARENT:
-        return _PIDS_PARENT[0]
-    found = None
-    if os.geteuid() == 0:
-        v1, v2 = pathlib.Path("/sys/fs/cgroup/pids"), pathlib.Path("/sys/fs/cgroup")
-        try:
-            if v1.is_dir() and os.access(v1, os.W_OK):
-                found = v1 / "coursetools-sandbox"
-                found.mkdir(exist_ok=True)
-            elif "pids" in (v2 / "cgroup.controllers").read_text().split() and os.access(v2, os.W_OK):
-                found = v2 / "coursetools-sandbox"
-                found.mkdir(exist_ok=True)
-                if "pids" not in (found / "cgroup.subtree_control").read_text().split():
-                    (found / "cgroup.subtree_control").write_text("+pids")
-        except OSError:
-            found = None
-    _PIDS_PARENT.append(found)
-    return found
-
-
-def kernel_environment(environ=None, course_root=None):
-    """The kernel's environment: HOME and /tmp of its own, and only the numeric libraries' settings."""
-    environ = os.environ if environ is None else environ
-    env = {k: v for k, v in environ.items() if k in ENV_KEPT or k.startswith(ENV_PREFIXES)}
-    if env.get("PYTHONPATH") and course_root:  # the course itself stays out of sight
-        env["PYTHONPATH"] = os.pathsep.join(d for d in env["PYTHONPATH"].split(os.pathsep)
-                                            if d and not _overlaps(os.path.realpath(d), os.path.realpath(course_root)))
-    env.update(HOME=SANDBOX_HOME, TMPDIR="/tmp", USER="student", LOGNAME="student",
-               MPLCONFIGDIR="/tmp/matplotlib", PYTHONDONTWRITEBYTECODE="1",
-               JPY_PARENT_PID="1")  # the sandbox's PID 1 is the kernel's parent, and lives exactly as long
-    env.setdefault("PATH", "/usr/bin:/bin")
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
-    return env
-
-
-def bwrap_command(command, workdir, shipped, sockets, tmp_mb=512, limits=(), extra=(), course_root=None):
-    """The bwrap command line that runs ``command`` in the sandbox.
-
-    ``workdir``: the host folder bound read-write as the kernel's working folder;
-    ``shipped``: {relative path: trusted host path} bound read-only over it;
-    ``sockets``: the host folder of the ipc sockets and the connection file, bound at the same path.
-    """
-    inside = f"{SANDBOX_HOME}/{pathlib.Path(workdir).name}"
-    args = ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-net", "--unshare-uts",
+def bwrap_command(m, command, workdir, submitted=None, shipped=None, tmp_mb=512, work_mb=512, limits=(),
+                  extra=(), course_root=None, connection=None):
+    """The bwrap command line that runs ``command`` in the sandbox: ``["bwrap", "--args", FD, *command]``,
+    every option in the descriptor (``m`` holds it), so /proc shows no host path."""
+    layout = PythonLayout(course_root)
+    args = ["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-net", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--disable-userns",
-            "--uid", str(SANDBOX_USER), "--gid", str(SANDBOX_USER), "--hostname", "sandbox",
-            *system_binds(), "--proc", "/proc", "--dev", "/dev", *gpu_binds(),
-            "--size", str(tmp_mb * 1024 * 1024), "--tmpfs", "/tmp",
-            "--size", str(tmp_mb * 1024 * 1024), "--tmpfs", SANDBOX_HOME,
-            *python_binds(course_root), "--bind", str(workdir), inside]
-    for relative, trusted in sorted(shipped.items()):
-        args += ["--ro-bind", str(trusted), f"{inside}/{relative}"]
-    args += ["--bind", str(sockets), str(sockets), "--chdir", inside, "--clearenv"]
-    for key, value in sorted(kernel_environment(course_root=course_root).items()):
-        args += ["--setenv", key, value]
-    return [*args, *extra, *limits, *command]
+            "--uid", str(SANDBOX_USER), "--gid", str(SANDBOX_USER), "--hostname", "sandbox"]
+    m.args += args
+    sandbox_mounts(m, workdir, submitted, shipped or {}, tmp_mb, work_mb, layout, connection)
+    m.args += ["--chdir", workdir, "--clearenv"]
+    for key, value in sorted(kernel_environment(layout=layout).items()):
+        m.args += ["--setenv", key, value]
+    command = list(command)
+    if command and (command[0] == sys.executable or command[0] in ("python", "python3")):
+        command[0] = layout.python()
+    m.args += [*extra]
+    # options come from the descriptor; the command (neutral paths only) must follow on the command line
+    return ["bwrap", "--args", m.fd(data=b"\0".join(a.encode() for a in m.args) + b"\0"), *limits, *command]
 
 
 def shipped_files(source_folder, ignore=("*.ipynb", "__pycache__", "*.pyc", ".ipynb_checkpoints")):
     """{relative path: path} of the assignment's files other than notebooks, from the grader's copy.
 
-    Folders (the digits) are bound whole; the student's versions of these files are never used."""
+    Folders (the digits) are copied whole; the student's versions of these files are never used."""
     import fnmatch
     source_folder = pathlib.Path(source_folder)
     shipped = {}
@@ -181,21 +97,6 @@ def shipped_files(source_folder, ignore=("*.ipynb", "__pycache__", "*.pyc", ".ip
             continue
         shipped[path.name] = path.resolve()
     return shipped
-
-
-def copy_submission(submitted, target):
-    """A fresh copy of the student's submitted folder (links kept as links, never followed)."""
-    target = pathlib.Path(target)
-    if pathlib.Path(submitted).is_dir():
-        shutil.copytree(submitted, target, symlinks=True,
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    else:
-        target.mkdir(parents=True)
-    target.chmod(0o777)  # the sandbox user writes here; the folder is private to this kernel anyway
-    for path in target.rglob("*"):
-        if not path.is_symlink():
-            path.chmod(0o777 if path.is_dir() else 0o666)
-    return target
 
 
 _CHECKED = {}
@@ -214,15 +115,17 @@ def check_available():
     elif not key[1]:
         problem = "prlimit (util-linux) is not installed."
     else:
-        with tempfile.TemporaryDirectory() as folder:
-            probe = bwrap_command([sys.executable, "-c", "pass"], folder, {}, folder, tmp_mb=8)
-            try:
-                result = subprocess.run(probe, capture_output=True, text=True, timeout=60)
-            except (OSError, subprocess.TimeoutExpired) as error:
-                problem = f"bwrap could not run: {error}"
-            else:
-                if result.returncode:
-                    problem = f"bwrap could not start a sandbox: {result.stderr.strip()[-500:]}"
+        m = Mounts()
+        try:
+            probe = bwrap_command(m, [sys.executable, "-c", "pass"], f"{SANDBOX_HOME}/probe", tmp_mb=8)
+            result = subprocess.run(probe, capture_output=True, text=True, timeout=60, pass_fds=m.fds)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            problem = f"bwrap could not run: {error}"
+        else:
+            if result.returncode:
+                problem = f"bwrap could not start a sandbox: {result.stderr.strip()[-500:]}"
+        finally:
+            m.close()
     _CHECKED[key] = f"The grading sandbox cannot start: {problem} {FIX}" if problem else ""
     if problem:
         raise SandboxUnavailable(_CHECKED[key])
@@ -235,13 +138,20 @@ def pid_namespace(pid):
         return None
 
 
-def _alive(pid):
-    """Whether a process exists and is not a zombie (a zombie runs nothing; its parent reaps it)."""
+def _stat(pid):
+    """(state, ppid, session) of a process, or None."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return fields[0].decode(), int(fields[1]), int(fields[3])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _alive(pid):
+    """Whether a process exists and is not a zombie (a zombie runs nothing; its parent reaps it)."""
+    stat = _stat(pid)
+    return bool(stat) and stat[0] != "Z"
 
 
 def processes_in(namespace):
@@ -250,11 +160,18 @@ def processes_in(namespace):
             if entry.isdigit() and pid_namespace(entry) == namespace and _alive(entry)]
 
 
+# HOME files IPython itself keeps; anything else new in HOME was written outside the work copy
+IPYTHON_OWN = (".ipython/profile_default/history.sqlite", ".ipython/profile_default/db",
+               ".ipython/profile_default/log", ".ipython/profile_default/pid", ".ipython/profile_default/security",
+               ".cache/")  # libraries' caches (fontconfig)
+
+
 class SandboxedKernelManager(AsyncKernelManager):
     """A kernel manager that starts the kernel inside bubblewrap, reached over ipc sockets.
 
     Set ``submitted`` (the student's submitted folder), ``source`` (the assignment's trusted
-    source folder) and the limits before the kernel starts."""
+    source folder) and the limits before the kernel starts. ``resources()`` says what the sandbox
+    used and which limit it reached."""
 
     submitted = None
     source = None
@@ -263,64 +180,86 @@ class SandboxedKernelManager(AsyncKernelManager):
     max_processes = 0
     max_file_mb = 0
     tmp_mb = 512
+    work_mb = 512
+    sandbox_memory_mb = 0
     _scratch = None
     _namespace = None
-    _cgroup = None
+    _sandbox_init = None
+    _final = None
+    _group = None
+    _workdir = None
     leftover = ()
 
     async def _async_pre_start_kernel(self, **kw):
         check_available()
-        self._scratch = pathlib.Path(tempfile.mkdtemp(prefix="sandbox-"))
-        self._scratch.chmod(0o711)
-        sockets = self._scratch / "ipc"
-        sockets.mkdir(mode=0o777)
-        sockets.chmod(0o777)
+        self._scratch = pathlib.Path(tempfile.mkdtemp(prefix="sandbox-"))  # only the connection file
+        self._usage = {"disk_peak_mb": {}, "processes_peak": 0, "limits_hit": [], "detached": [],
+                       "written_outside": []}
+        self._home_before = None
         self.transport = "ipc"
-        self.connection_file = str(sockets / "kernel.json")
-        self.ip = str(sockets / "k")
+        self.connection_file = str(self._scratch / "kernel.json")
+        self.ip = f"{SOCKETS}/k"  # the kernel's view; the grader's is set once the sandbox runs
         kernel_cmd, kw = await super()._async_pre_start_kernel(**kw)
-        os.chmod(self.connection_file, 0o644)
         # interrupt through a message: a signal from here would not cross into the new session
         self.kernel_spec.interrupt_mode = "message"
         return kernel_cmd, kw
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         assignment = pathlib.Path(kw.pop("cwd", None) or self.submitted or "work").name
-        workdir = copy_submission(self.submitted, self._scratch / assignment) if self.submitted \
-            else self._scratch / assignment
-        workdir.mkdir(exist_ok=True)
+        self._workdir = f"{SANDBOX_HOME}/{assignment}"
+        kernel_cmd = [f"{SOCKETS}/kernel.json" if part == self.connection_file else part for part in kernel_cmd]
         info_read, info_write = os.pipe()
-        join, nproc = self._process_cap()
+        nproc = self._make_group()
         limits = limits_command(self.memory_mb, nproc, self.max_file_mb)
-        command = join + bwrap_command(kernel_cmd, workdir, shipped_files(self.source) if self.source else {},
-                                       self._scratch / "ipc", self.tmp_mb, limits,
-                                       ["--info-fd", str(info_write)], course_root=self.course_root)
-        kw["cwd"] = str(self._scratch)
-        kw["pass_fds"] = (info_write,)
-        kw["close_fds"] = True
+        m = Mounts()
         try:
+            submitted = self.submitted if self.submitted and os.path.isdir(self.submitted) else None
+            _more_descriptors(MAX_COPIED + 256)
+            command = bwrap_command(m, kernel_cmd, self._workdir, submitted,
+                                    shipped_files(self.source) if self.source else {}, self.tmp_mb, self.work_mb,
+                                    limits, ["--info-fd", str(info_write)], course_root=self.course_root,
+                                    connection=self.connection_file)
+            if self._group is not None:  # the shell joins the group and becomes bwrap: all the sandbox is inside
+                files = self._group.procs_files()
+                command = ["/bin/sh", "-c", 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 97; '
+                           'shift; n=$((n-1)); done; exec "$@"', "sh", str(len(files)), *files, *command]
+            kw["cwd"] = str(self._scratch)
+            kw["pass_fds"] = (info_write, *m.fds)
+            kw["close_fds"] = True
             connection_info = await super()._async_launch_kernel(command, **kw)
         finally:
             os.close(info_write)
-        self._namespace = self._read_namespace(info_read)
+            m.close()
+        self._sandbox_init = self._read_init(info_read)
+        self._namespace = pid_namespace(self._sandbox_init) if self._sandbox_init else None
+        if self._sandbox_init:  # the grader reaches the sockets through the sandbox's root
+            self.ip = f"{self._root_link()}{SOCKETS}/k"
         return connection_info
 
-    def _process_cap(self):
-        """(a command prefix that joins a pids cgroup of this sandbox's own, the RLIMIT_NPROC to set)."""
-        if not self.max_processes:
-            return [], 0
-        parent = pids_cgroup_parent()
-        if parent is None:
-            return [], self.max_processes
-        group = parent / self._scratch.name
-        group.mkdir()
-        (group / "pids.max").write_text(str(self.max_processes))
-        self._cgroup = group
-        # the shell joins the group and becomes bwrap: every process of the sandbox is born inside it
-        return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(group / "cgroup.procs")], 0
+    def _root_link(self):
+        """/proc/<pid>/root of the sandbox: its init's, or (where a setuid bwrap's init cannot be looked
+        into) the kernel's, once it has started."""
+        init = self._sandbox_init
+        deadline = time.monotonic() + 10
+        while not os.access(f"/proc/{init}/root/", os.X_OK) and time.monotonic() < deadline:
+            kernel = next((p for p in processes_in(pid_namespace(init)) if (_stat(p) or (0, 0))[1] == init), None)
+            if kernel and os.access(f"/proc/{kernel}/root/", os.X_OK):
+                return f"/proc/{kernel}/root"
+            time.sleep(0.02)
+        return f"/proc/{init}/root"
 
-    def _read_namespace(self, info_read):
-        """The sandbox's PID namespace, from bwrap's --info-fd (its PID 1 as seen from here)."""
+    def _make_group(self):
+        """Make this sandbox's cgroup where one can be made; return the RLIMIT_NPROC still to set."""
+        self._group = cgroups.Group.make(self._scratch.name, self.sandbox_memory_mb, self.max_processes)
+        return 0 if self._group is not None else self.max_processes
+
+    @property
+    def cgroup(self):
+        """"v1", "v2", or None when the sandbox has only per-process limits."""
+        return f"v{self._group.version}" if self._group is not None else None
+
+    def _read_init(self, info_read):
+        """The sandbox's PID 1 as seen from here, from bwrap's --info-fd."""
         data = b""
         try:
             os.set_blocking(info_read, False)
@@ -339,9 +278,102 @@ class SandboxedKernelManager(AsyncKernelManager):
         finally:
             os.close(info_read)
         try:
-            return pid_namespace(json.loads(data.decode())["child-pid"])
-        except (ValueError, KeyError, UnicodeDecodeError):
+            return int(json.loads(data.decode())["child-pid"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
             return None
+
+    # --- what the sandbox used
+
+    def _inside(self, path):
+        return f"/proc/{self._sandbox_init}/root{path}"
+
+    def _writable(self):
+        return {"work": self._workdir, "home": SANDBOX_HOME, "tmp": "/tmp", "shm": "/dev/shm", "sockets": SOCKETS}
+
+    def sample(self):
+        """Note the sandbox's disk and processes now (the grader calls this after every cell)."""
+        if not self._sandbox_init or not _alive(self._sandbox_init) or not hasattr(self, "_usage"):
+            return
+        usage = self._usage
+        for name, path in self._writable().items():
+            try:
+                stat = os.statvfs(self._inside(path))
+            except OSError:
+                continue
+            used = (stat.f_blocks - stat.f_bfree) * stat.f_frsize / 2**20
+            usage["disk_peak_mb"][name] = round(max(used, usage["disk_peak_mb"].get(name, 0)), 1)
+            if stat.f_bavail == 0 or stat.f_favail == 0:
+                self._hit(f"disk:{path}")
+        pids = processes_in(self._namespace) if self._namespace else []
+        usage["processes_peak"] = max(usage["processes_peak"], len(pids) - 1)  # the sandbox's init left out
+        kernel = self._kernel_pid()
+        session = (_stat(kernel) or (0, 0, None))[2] if kernel else None
+        for pid in pids:
+            stat = _stat(pid)
+            if pid in (self._sandbox_init, kernel) or stat is None:
+                continue
+            if stat[1] == self._sandbox_init or stat[2] != session:  # orphaned, or in a session of its own
+                name = _comm(pid)
+                if name not in usage["detached"]:
+                    usage["detached"].append(name)
+        work = os.path.relpath(self._workdir, SANDBOX_HOME)
+        home = [p for p in _walk(self._inside(SANDBOX_HOME), skip=(work,))
+                if not p.endswith("/") and not p.startswith(IPYTHON_OWN)]
+        if self._home_before is None:
+            self._home_before = set(home)
+        for path in home:
+            if path not in self._home_before and path not in usage["written_outside"] and \
+                    len(usage["written_outside"]) < 20:
+                usage["written_outside"].append(path)
+        self._cpu_fallback(kernel)
+
+    def _hit(self, limit):
+        if limit not in self._usage["limits_hit"]:
+            self._usage["limits_hit"].append(limit)
+
+    def _kernel_pid(self):
+        process = getattr(getattr(self, "provisioner", None), "process", None)
+        pid = getattr(process, "pid", None)
+        # the launched process is the shell or bwrap; the kernel is the sandbox's PID 2 (the init's child)
+        for candidate in processes_in(self._namespace) if self._namespace else []:
+            stat = _stat(candidate)
+            if stat and stat[1] == self._sandbox_init:
+                return candidate
+        return pid
+
+    def _cpu_fallback(self, kernel):
+        """Without a cgroup: the kernel's CPU (its reaped children included) and its peak memory, per process."""
+        if self._group is not None or not kernel:
+            return
+        try:
+            fields = pathlib.Path(f"/proc/{kernel}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+            status = pathlib.Path(f"/proc/{kernel}/status").read_text()
+            peak = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")), 0)
+        except (OSError, ValueError, IndexError):
+            return
+        self._usage["cpu_seconds"] = round(ticks, 2)
+        self._usage["memory_peak_mb"] = round(max(peak / 1024, self._usage.get("memory_peak_mb", 0)), 1)
+
+    def resources(self):
+        """{cgroup, memory_peak_mb, cpu_seconds, processes_peak, disk_peak_mb, limits_hit, detached,
+        written_outside}: what this sandbox used, as far as it could be measured."""
+        if self._group is None and self._final is not None:
+            return dict(self._final)
+        usage = dict(getattr(self, "_usage", {}) or {})
+        usage["cgroup"] = self.cgroup
+        if self._group is not None:
+            measured = self._group.usage()
+            usage["limits_hit"] = list(dict.fromkeys(measured.pop("limits_hit") + usage.get("limits_hit", [])))
+            usage["processes_peak"] = max(measured.pop("processes_peak"), usage.get("processes_peak", 0))
+            usage.update(measured)
+        return usage
+
+    async def _async_shutdown_kernel(self, now=False, restart=False):
+        self.sample()  # the last look at the tmpfs mounts: they go with the kernel
+        await super()._async_shutdown_kernel(now=now, restart=restart)
+
+    shutdown_kernel = _async_shutdown_kernel
 
     async def _async_cleanup_resources(self, restart=False):
         self._reap()
@@ -366,14 +398,17 @@ class SandboxedKernelManager(AsyncKernelManager):
                 pass
         self.leftover = tuple(left)
         self._namespace = None
-        if self._cgroup is not None:
-            for _ in range(100):  # the group can go once its last (killed) task is gone
-                try:
-                    self._cgroup.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            self._cgroup = None
+        if self._group is not None:
+            self._final = self.resources()
+            self._group.remove()
+            self._group = None
+
+
+def _comm(pid):
+    try:
+        return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:80]
+    except OSError:
+        return "?"
 
 
 PROBE = r"""
@@ -417,16 +452,19 @@ async def _run_async(code, settings, timeout):
     client.start_channels()
     try:
         await client.wait_for_ready(timeout=120)
+        km.sample()  # what HOME holds before the code runs
         reply = await client.execute_interactive(code, timeout=timeout, output_hook=collect)
+        km.sample()
     finally:
         client.stop_channels()
         await km.shutdown_kernel(now=True)
         await km.cleanup_resources()
-    return {"output": "".join(text), "status": reply["content"]["status"], "leftover": list(km.leftover)}
+    return {"output": "".join(text), "status": reply["content"]["status"], "leftover": list(km.leftover),
+            "resources": km.resources()}
 
 
 def run_code(code, timeout=300, **settings):
-    """Run ``code`` in one sandboxed kernel and return {output, status, leftover}.
+    """Run ``code`` in one sandboxed kernel and return {output, status, leftover, resources}.
 
     ``settings`` are SandboxedKernelManager attributes (submitted, source, course_root, memory_mb,
     max_processes, max_file_mb). For tests and for the probe below."""

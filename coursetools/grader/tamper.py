@@ -48,10 +48,12 @@ submission still reaches the report.
 """
 import ast
 import inspect
+import json
+import pathlib
 
 from coursetools.core.cells import grade_id, nbgrader_meta
 from coursetools.core.events import event
-from coursetools.grader import guard
+from coursetools.grader import agent, guard
 
 CHECKS_MODULES = ("convcheck",)
 PROTECTED_ROOTS = ("convcheck", "coursedata", "numpy", "torch", "math", "builtins", "numbers", "operator",
@@ -227,6 +229,8 @@ def scan_source(tree, aliases, locked_modules):
         elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
             if node.attr in FRAME_ATTRS:
                 add("tampering", f"reads the grader's stack frames (.{node.attr})", node)
+            elif node.attr == "__subclasses__":  # how the grader reaches its agent and guard (agent.door_expression)
+                add("suspicious", "walks the class hierarchy (.__subclasses__)", node)
             base = aliases.resolve(node.value)
             if base == "IPython.shell":
                 if node.attr in IPYTHON_TAMPER:
@@ -294,6 +298,36 @@ def python_source(source):
         return ast.parse(source)
     except (SyntaxError, ValueError):
         return None
+
+
+def bound_names(source):
+    """The names a cell's code binds at the notebook's top level (not inside its functions or classes)."""
+    tree, names = python_source(source), set()
+    pending = list(tree.body) if tree else []
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            pending.extend(node.decorator_list)
+            continue
+        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names if alias.name != "*")
+        pending.extend(ast.iter_child_nodes(node))
+    return sorted(names)
+
+
+def graded_names(source_notebook):
+    """{grade id: names} that each answer cell of the instructor's notebook binds (empty if it is unreadable)."""
+    try:
+        cells = json.loads(pathlib.Path(source_notebook).read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {grade_id(cell): bound_names("".join(cell.get("source", ""))) for cell in cells
+            if cell.get("cell_type") == "code" and nbgrader_meta(cell).get("solution") and grade_id(cell)}
 
 
 def is_student_cell(cell):
@@ -367,17 +401,19 @@ GUARDED_MODULES = ("convcheck", "convcheck.answers", "convcheck.basic", "convche
 
 
 def guard_install_code(token):
-    """Kernel code that installs the guard (``coursetools.grader.guard``) as builtins.<token>, before any
-    student code (compiled under its own file name, so the guard is not taken for notebook code)."""
+    """Kernel code that installs the guard (``coursetools.grader.guard``) behind a door named ``token``
+    (``agent.door_expression``; its one strong reference in ``builtins``), before any student code
+    (compiled under its own file name, so the guard is not taken for notebook code)."""
     return (f"exec(compile({inspect.getsource(guard)!r}, '<coursetools-guard>', 'exec'), _ct_ns := {{}})\n"
-            f"__import__('builtins').__dict__[{token!r}] = _ct_ns['make_guard']("
-            f"{GUARDED_MODULES!r}, {CHECKS_MODULES!r}, get_ipython())\n"
+            f"__import__('builtins').__dict__[{token!r}] = type({token!r}, (complex,), {{'__slots__': (), "
+            f"'__module__': {token!r}, "  # (a class of __main__ would be taken for notebook code)
+            f"'check': staticmethod(_ct_ns['make_guard']({GUARDED_MODULES!r}, {CHECKS_MODULES!r}, get_ipython()))}})\n"
             "del _ct_ns\n")
 
 
 def guard_call(token, aliases):
-    """A user expression that runs the guard; ``aliases`` is a list of (name, module, attr)."""
-    return f"__import__('builtins').__dict__[{token!r}]({[tuple(a) for a in aliases]!r})"
+    """A user expression that runs the guard, looking up no name; ``aliases`` is a list of (name, module, attr)."""
+    return agent.door_expression(token, "check", repr([tuple(a) for a in aliases]))
 
 
 def alias_triples(bindings):

@@ -27,7 +27,8 @@ What the notebooks use, by topic:
 * PyTorch layers (``layers``): ``check_conv_layer``, ``check_conv_weight``, ``check_channels``.
 
 The grader and the GPU check replace a few names on this package (``hooks``): ``GRADING_SEED``,
-``_reject_library_conv``, ``_torch_conv`` and ``tolerance``; every check reads them when it runs.
+``_reject_library_conv``, ``_left_by_call``, ``_torch_conv`` and ``tolerance``; every check reads them when
+it runs.
 """
 from . import hooks  # noqa: F401 - first: the submodules below read the package through it
 from .answers import (check_choice, check_counts, check_entry, check_function_values, check_hand_value,
@@ -36,6 +37,7 @@ from .basic import (check_array, check_array_with_mistakes, check_raises, check_
                     check_value_error, to_numpy)
 from .batch_diagnoses import diagnose_conv2d_batch
 from .batched import check_conv2d_batch
+from .calls import _left_by_call  # noqa: F401 - hook
 from .contract import check_contract
 from .single_channel import call_conv, check_conv2d, check_conv_property, check_true_convolution, map_of
 from .diagnoses import diagnose_conv2d

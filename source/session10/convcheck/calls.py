@@ -1,6 +1,7 @@
 """Calling a student's convolution, and the contract every result keeps before its values are compared."""
 import numpy as np
 
+from . import hooks
 from .basic import to_numpy
 from .failures import fail, fail_returned_nothing, short
 
@@ -34,8 +35,15 @@ def describe(value):
     return short(value, 60)
 
 
+def _left_by_call(value):
+    """What the student's code left in the argument ``value``: ``value`` itself here. At grading the
+    call ran on the kernel's copy, and the grader puts its own hook here (``hooks``)."""
+    return value
+
+
 def _unchanged(now, before):
     try:
+        now = hooks.package._left_by_call(now)
         return np.array_equal(to_numpy(now), before, equal_nan=np.issubdtype(before.dtype, np.inexact))
     except (TypeError, ValueError):
         return False
