@@ -131,7 +131,7 @@ def test_a_contract_test_sees_an_input_changed_in_place_and_the_reference_does_n
     assert type(error).__name__ == "CheckFailure", "the reference and the tolerance come from the test's inputs"
     printed, error = test.run("convcheck.check_conv2d(conv2d, np.ones((4, 4)), np.ones((2, 2)), style='conv2d')", "t2")
     assert "changed its argument `kernel` in place" in str(error)
-    assert [(kind, extra) for kind, _, extra in events] == [("suspicious", {"test": "t1"})]
+    assert [(kind, extra) for kind, _, extra in events] == [("inputs_changed", {"test": "t1"})]
     assert "scales_the_kernel wrote into the arrays a test passed it (argument 2)" in events[0][1]
 
 

@@ -360,7 +360,7 @@ class Judge:
 
     def changed_inputs(self, name, labels):
         what = ", ".join(labels) or "an array inside an argument"
-        self.report("suspicious", f"{name} wrote into the arrays a test passed it ({what}); the test's own arrays "
+        self.report("inputs_changed", f"{name} wrote into the arrays a test passed it ({what}); the test's own arrays "
                                   "were kept", test=self.grade_id)
 
     def resolve(self, name):
