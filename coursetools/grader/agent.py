@@ -275,7 +275,7 @@ class Agent(Tagged):
         if answer:
             for name in changed | set(names):
                 value = now.get(name, self.MISSING)
-                self.pins[name] = (value, self.pinned(value) if value is not self.MISSING else value)
+                self.pins[name] = (value, self.pinned(value))   # (MISSING stays MISSING)
             return {"value": None}
         if locked:
             for name in changed:

@@ -493,7 +493,7 @@ class ResilientExecute(Execute):
                 if answer else set()
             grading.cell_question = judge.request_expression(grading.agent, {
                 "op": "cell", "answer": answer, "locked": not tamper.is_student_cell(cell),
-                "names": sorted(names) if answer else []})
+                "names": sorted(names)})
         try:
             with self._cell_time_limit(timeout):
                 cell, resources = super().preprocess_cell(cell, resources, index)
