@@ -350,7 +350,7 @@ def test_the_graded_function_is_the_one_its_answer_cell_bound():
     serve({"op": "cell", "answer": True, "names": ["conv2d_padded"]})
     helper.namespace["conv2d"] = _library                       # an inserted cell rebinds the graded name
     told = serve({"op": "cell", "answer": False, "names": []})["value"]
-    assert told == {"rebound": ["conv2d"], "altered": []}
+    assert told == {"rebound": ["conv2d"], "altered": [], "watched": []}
     remote = judge.Remote(serve)
     image, weights = np.arange(16.0).reshape(4, 4), np.ones((2, 2))
     for name, args in (("conv2d", (image, weights)), ("conv2d_padded", (image, weights, 0))):
@@ -367,8 +367,9 @@ def test_swapping_a_graded_functions_code_later_is_named_and_changes_nothing():
     serve = lambda request: json.loads(helper.serve(json.dumps(request)))  # noqa: E731
     serve({"op": "cell", "answer": True, "names": ["conv2d"]})
     helper.namespace["conv2d"].__code__ = _library.__code__
-    assert serve({"op": "cell", "answer": False, "names": []})["value"] == {"rebound": [], "altered": ["conv2d"]}
-    assert serve({"op": "cell", "answer": False, "names": []})["value"] == {"rebound": [], "altered": []}  # once
+    told = [serve({"op": "cell", "answer": False, "names": []})["value"] for _ in range(2)]
+    assert told == [{"rebound": [], "altered": ["conv2d"], "watched": []},
+                    {"rebound": [], "altered": [], "watched": []}]   # named once
     with pytest.raises(NotImplementedError):
         judge.Remote(serve).get("conv2d")(np.ones((3, 3)), np.ones((2, 2)))
 
@@ -388,5 +389,62 @@ def test_a_read_only_cell_that_rebinds_a_pinned_name_takes_it_back():
     serve = lambda request: json.loads(helper.serve(json.dumps(request)))  # noqa: E731
     serve({"op": "cell", "answer": True, "names": ["kernel"]})
     helper.namespace["kernel"] = np.zeros((3, 3))                 # the instructor's next set-up cell
-    assert serve({"op": "cell", "locked": True, "names": []})["value"] == {"rebound": [], "altered": []}
+    assert serve({"op": "cell", "locked": True, "names": []})["value"] == {"rebound": [], "altered": [], "watched": []}
     assert judge.Remote(serve).get("kernel").shape == (3, 3)
+
+
+SET_UP_CELLS = [
+    ("readonly", "nb_setup", "import numpy as np\nimport convcheck\nimport coursedata\n"),
+    ("readonly", "nb_data", "digit = coursedata.digit(9)\nSHIFT = 3\n\n"
+                            "def shifted(image):\n    return np.roll(image, SHIFT, axis=1)\n"),
+    ("solution", "nb_answer", "def double(image):\n    return 2 * image\n"),
+    ("readonly", "nb_uses_answer", "doubled_digit = double(digit)\n"),
+    ("tests", "nb_test", ""),
+    ("readonly", "nb_later", "SHIFT = 99\n"),
+]
+
+
+def setup_judge(namespace):
+    helper = agent.Agent(namespace)
+    test = judge.Judge(lambda request: json.loads(helper.serve(json.dumps(request))), SOURCE,
+                       [source for kind, _, source in SET_UP_CELLS if kind == "readonly"], [],
+                       code_cells=SET_UP_CELLS)
+    return helper, test
+
+
+def test_set_up_data_and_helpers_are_the_graders_own_run_of_the_read_only_cells():
+    kernel_namespace = {"digit": np.zeros((28, 28)), "SHIFT": 0, "shifted": lambda image: image,
+                        "double": lambda image: 2 * image, "doubled_digit": np.zeros((28, 28))}
+    helper, test = setup_judge(kernel_namespace)
+    digit = judge.load_module("coursedata", SOURCE / "coursedata.py").digit(9)
+    namespace_text = ("assert SHIFT == 3, SHIFT\n"          # the set-up cell before the test, not the later one
+                      "assert np.array_equal(digit, want)\n"
+                      "assert np.array_equal(shifted(digit), np.roll(want, 3, axis=1))\n"
+                      "assert np.array_equal(doubled_digit, 2 * want)\n")
+    test.kept["want"] = digit
+    printed, error = test.run(namespace_text, "nb_test")
+    assert error is None, error
+    assert helper.namespace["SHIFT"] == 0 and not helper.namespace["digit"].any()   # the kernel's were never read
+
+
+def test_a_set_up_cell_that_calls_an_answer_runs_it_in_the_kernel_on_the_graders_data():
+    calls = []
+
+    def double(image):
+        calls.append(np.asarray(image).copy())
+        raise ValueError("not written yet")
+
+    helper, test = setup_judge({"double": double, "doubled_digit": np.ones((28, 28))})
+    helper.after_cell(True, ["double"])
+    printed, error = test.run("doubled_digit\n", "nb_test")
+    assert isinstance(error, judge.SetUpFailed)
+    assert "`doubled_digit` is not set" in str(error) and "ValueError: not written yet" in str(error)
+    assert len(calls) == 1 and calls[0].shape == (28, 28) and calls[0].max() > 0.5   # the grader's digit
+
+
+def test_a_student_cell_that_rebinds_a_set_up_name_is_named():
+    helper = agent.Agent({"digit": np.ones((2, 2))})
+    serve = lambda request: json.loads(helper.serve(json.dumps(request)))  # noqa: E731
+    helper.namespace["digit"] = np.zeros((2, 2))
+    told = serve({"op": "cell", "answer": False, "names": [], "watched": ["digit", "SHIFT"]})["value"]
+    assert told == {"rebound": [], "altered": [], "watched": ["digit"]}

@@ -249,7 +249,9 @@ class Agent(Tagged):
 
     @staticmethod
     def kernel_name(name):
-        """Names IPython binds after each cell (its output history), never an answer."""
+        """Names IPython or Python bind after a cell (output history, ``__warningregistry__``), never an answer."""
+        if name.startswith("__") and name.endswith("__"):
+            return True
         return name in ("In", "Out", "exit", "quit", "get_ipython", "_ih", "_oh", "_dh") or (
             name.startswith("_") and name.lstrip("_i").isdigit() or name in ("_", "__", "___", "_i", "_ii", "_iii"))
 
@@ -264,9 +266,10 @@ class Agent(Tagged):
         copy.__dict__.update(value.__dict__)
         return copy
 
-    def after_cell(self, answer, names, locked=False):
+    def after_cell(self, answer, names, locked=False, watched=()):
         """Called after every cell: pin what an answer cell bound; name the pinned names a student's other
-        cell rebound. A read-only cell of the instructor's that rebinds one takes it back from the pins."""
+        cell rebound, and the ``watched`` (set-up) names it rebound. A read-only cell of the instructor's
+        that rebinds a pinned name takes it back from the pins."""
         now, before = self.namespace, self.seen
         changed = {name for name, value in dict.items(now)
                    if before.get(name, self.MISSING) is not value and not self.kernel_name(name)}
@@ -280,12 +283,13 @@ class Agent(Tagged):
         if locked:
             for name in changed:
                 self.pins.pop(name, None)
-            return {"value": {"rebound": [], "altered": []}}
+            return {"value": {"rebound": [], "altered": [], "watched": []}}
         rebound = sorted(name for name in changed if name in self.pins)
+        setup = sorted(name for name in changed if name in watched and name not in self.pins)
         altered = sorted(name for name, (original, graded) in self.pins.items() if type(graded) is self.FunctionType
                          and original.__code__ is not graded.__code__ and name not in self.told)
         self.told.update(altered)
-        return {"value": {"rebound": rebound, "altered": altered}}
+        return {"value": {"rebound": rebound, "altered": altered, "watched": setup}}
 
     def swap_in_pins(self):
         """Put the pinned objects in the namespace for a graded call; what they replaced, to put back."""
@@ -367,7 +371,7 @@ class Agent(Tagged):
             return {"missing": True}
         if op == "cell":
             return self.after_cell(bool(request.get("answer")), list(request.get("names", [])),
-                                   bool(request.get("locked")))
+                                   bool(request.get("locked")), set(request.get("watched", [])))
         if op == "forget":  # the test cell is over: its arrays and objects are no longer needed
             self.handles.clear()
             self.arrays.clear()

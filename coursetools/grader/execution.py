@@ -74,6 +74,8 @@ class NotebookGrading:
     cell_question: object = None          # the agent's after-cell request (coursetools.grader.agent, pins) ...
     cell_answer: object = None            # ... and its answer
     graded_names: dict = dataclasses.field(default_factory=dict)  # answer cell's grade id -> names its source binds
+    setup_names: list = dataclasses.field(default_factory=list)   # set-up names the tests read (the grader's own)
+    instructor_cells: set = dataclasses.field(default_factory=set)  # sources of the editable cells as released
     output_used: object = None            # output kept so far of the running cell
     judge_deadline: float = 0.0
     judge_interrupted: bool = False
@@ -263,8 +265,13 @@ class ResilientExecute(Execute):
         instructor = [c.source for c in grading.nb.cells if c.cell_type == "code" and not tamper.is_student_cell(c)]
         seed = judge.grading_seed(judge.course_secret(coursedir.root), info.get("student", ""),
                                   info.get("notebook", ""))
-        grading.graded_names = tamper.graded_names(pathlib.Path(source) / f"{info.get('notebook', '')}.ipynb")
-        return judge.Judge(self._rpc, source, instructor, student, seed_material=seed, on_event=self._event)
+        code_cells = tamper.instructor_code_cells(pathlib.Path(source) / f"{info.get('notebook', '')}.ipynb")
+        grading.graded_names = tamper.graded_names(code_cells)
+        graded = judge.Judge(self._rpc, source, instructor, student, seed_material=seed, on_event=self._event,
+                             code_cells=code_cells)
+        grading.setup_names = sorted(graded.setup.served)
+        grading.instructor_cells = {source for kind, _, source in code_cells if kind == "code"}
+        return graded
 
     def _rpc(self, request):
         """One request to the kernel's agent, within the judged cell's time; its answer as a dict."""
@@ -364,7 +371,8 @@ class ResilientExecute(Execute):
     def _after_cell(self, cell, index, question):
         """The agent's account of the cell just run: it pins an answer cell's names (coursetools.grader.agent)
         and names the graded names another cell rebound, which the report then lists."""
-        result = self._grading.cell_answer
+        grading = self._grading
+        result = grading.cell_answer
         if not result or result.get("status") != "ok":  # a failed cell's request evaluated no user expression
             with contextlib.suppress(DeadKernelError):
                 reply = self._silent("", {CELL_KEY: question})
@@ -375,11 +383,14 @@ class ResilientExecute(Execute):
             self._event("suspicious", "the grader could not learn what this cell bound (its agent gave no answer)",
                         cell, index)
             return
-        if not tamper.is_student_cell(cell) or not isinstance(told, dict):
-            return
+        if not tamper.is_student_cell(cell) or cell.source in grading.instructor_cells or not isinstance(told, dict):
+            return   # the instructor's cells (an editable one left as released too) rebind as the course means them
         for name in told.get("rebound", []):
             self._event("graded_name_rebound", f"rebinds `{name}`; the tests graded what its answer cell defined",
                         cell, index, name=str(name))
+        for name in told.get("watched", []):
+            self._event("setup_name_rebound", f"rebinds `{name}`, which a read-only set-up cell sets; the tests used "
+                                              "the grader's own run of that cell", cell, index, name=str(name))
         for name in told.get("altered", []):
             self._event("graded_name_rebound", f"changes the code of `{name}`; the tests graded the code its answer "
                                                "cell defined", cell, index, name=str(name))
@@ -493,7 +504,7 @@ class ResilientExecute(Execute):
                 if answer else set()
             grading.cell_question = judge.request_expression(grading.agent, {
                 "op": "cell", "answer": answer, "locked": not tamper.is_student_cell(cell),
-                "names": sorted(names)})
+                "names": sorted(names), "watched": [] if answer else grading.setup_names})
         try:
             with self._cell_time_limit(timeout):
                 cell, resources = super().preprocess_cell(cell, resources, index)

@@ -51,7 +51,7 @@ import inspect
 import json
 import pathlib
 
-from coursetools.core.cells import grade_id, nbgrader_meta
+from coursetools.core.cells import cell_kind, cell_source, grade_id, nbgrader_meta
 from coursetools.core.events import event
 from coursetools.grader import agent, guard
 
@@ -320,14 +320,30 @@ def bound_names(source):
     return sorted(names)
 
 
-def graded_names(source_notebook):
-    """{grade id: names} that each answer cell of the instructor's notebook binds (empty if it is unreadable)."""
+def read_names(source):
+    """The names a cell's code reads and never binds, anywhere in it (what it needs from outside)."""
+    tree = python_source(source)
+    nodes = list(ast.walk(tree)) if tree else []
+    names = [node for node in nodes if isinstance(node, ast.Name)]
+    stored = {node.id for node in names if not isinstance(node.ctx, ast.Load)}
+    stored |= {node.arg for node in nodes if isinstance(node, ast.arg)}   # parameters of its functions
+    return {node.id for node in names if isinstance(node.ctx, ast.Load)} - stored
+
+
+def instructor_code_cells(source_notebook):
+    """The instructor's code cells as (kind, grade id, source) in notebook order (``cells.cell_kind``);
+    [] if the notebook is unreadable."""
     try:
         cells = json.loads(pathlib.Path(source_notebook).read_text(encoding="utf-8"))["cells"]
     except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    return {grade_id(cell): bound_names("".join(cell.get("source", ""))) for cell in cells
-            if cell.get("cell_type") == "code" and nbgrader_meta(cell).get("solution") and grade_id(cell)}
+        return []
+    return [(cell_kind(cell), grade_id(cell), cell_source(cell)) for cell in cells if cell.get("cell_type") == "code"]
+
+
+def graded_names(code_cells):
+    """{grade id: names} that each answer cell binds, from ``instructor_code_cells``."""
+    return {cell_id: bound_names(source) for kind, cell_id, source in code_cells
+            if kind in ("solution", "manual") and cell_id}
 
 
 def is_student_cell(cell):
