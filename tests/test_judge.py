@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from coursetools.grader import agent, judge, libraryscan
+from coursetools.grader import agent, judge, libraryscan, setupcells
 from conftest import REPO
 
 SOURCE = REPO / "source" / "session10"
@@ -437,7 +437,7 @@ def test_a_set_up_cell_that_calls_an_answer_runs_it_in_the_kernel_on_the_graders
     helper, test = setup_judge({"double": double, "doubled_digit": np.ones((28, 28))})
     helper.after_cell(True, ["double"])
     printed, error = test.run("doubled_digit\n", "nb_test")
-    assert isinstance(error, judge.SetUpFailed)
+    assert isinstance(error, setupcells.SetUpFailed)
     assert "`doubled_digit` is not set" in str(error) and "ValueError: not written yet" in str(error)
     assert len(calls) == 1 and calls[0].shape == (28, 28) and calls[0].max() > 0.5   # the grader's digit
 
