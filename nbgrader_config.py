@@ -41,6 +41,11 @@ c.ResilientExecute.memory_limit_mb = 4096         # MiB per notebook kernel
 # submission has work_mb of room beyond the handed-in files.
 c.ResilientExecute.sandbox_memory_mb = 6144       # MiB per notebook sandbox
 c.ResilientExecute.work_mb = 512                  # MiB
+# Inside the sandbox: processes and threads at once, the largest file one process may write,
+# and the size of its own /tmp, /dev/shm and HOME (each a tmpfs, so nothing lands on the grader's disk).
+c.ResilientExecute.max_processes = 256
+c.ResilientExecute.max_file_mb = 512               # MiB
+c.ResilientExecute.scratch_mb = 512                # MiB each
 # Output. A cell's output is cut while it arrives beyond these sizes, and the
 # autograded notebook (and so the feedback) keeps at most max_lines lines per cell.
 c.ResilientExecute.max_text_chars = 100_000       # characters of text per cell
