@@ -1,5 +1,6 @@
 """The source notebooks: valid nbgrader metadata, clean JSON, no outputs."""
 import json
+import re
 
 import pytest
 
@@ -58,3 +59,20 @@ def test_no_outputs_and_canonical_json(path):
         assert cell.get("execution_count") is None
     rebuilt = dumps(text_to_notebook(notebook_to_text(notebook)))
     assert rebuilt == text, f"{path.name} is not canonical: dump and rebuild it with coursetools nbtext"
+
+
+# A code cell that draws: matplotlib's show, the course's plots module, a widget, or imshow.
+DRAWS_A_FIGURE = re.compile(r"plt\.show\(\)|plots\.\w+\(|widgets\.\w+\(|\.imshow\(")
+
+
+@pytest.mark.parametrize("path", SOURCE, ids=lambda p: p.name[:2])
+def test_every_figure_has_a_caption(path):
+    """The markdown cell right after a cell that draws starts with "*Figure", saying what it shows."""
+    cells = json.loads(path.read_text())["cells"]
+    drawing = [i for i, cell in enumerate(cells)
+               if cell["cell_type"] == "code" and DRAWS_A_FIGURE.search("".join(cell["source"]))]
+    assert drawing, f"{path.name} draws no figure: the pattern no longer finds them"
+    uncaptioned = [i for i in drawing
+                   if i + 1 >= len(cells) or cells[i + 1]["cell_type"] != "markdown"
+                   or not "".join(cells[i + 1]["source"]).lstrip().startswith("*Figure")]
+    assert not uncaptioned, f"{path.name}: cells {uncaptioned} draw a figure with no caption cell after them"
