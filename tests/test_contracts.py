@@ -166,6 +166,10 @@ def test_a_wrong_helper_is_named_instead_of_its_caller():
                       np.array([[1.0, 2.0], [0.0, -1.0]]), padding=1, style="padded", device=convcheck.NUMPY,
                       depends_on={"conv2d": conv2d})
     assert "likely mistake: `conv2d` fails its own tests too" in message
+    labelled = failure(convcheck.check_conv2d, conv2d_padded, np.arange(30.0).reshape(5, 6),
+                       np.array([[1.0, 2.0], [0.0, -1.0]]), padding=0, style="padded", device=convcheck.NUMPY,
+                       name="Exercise 4.1 with padding 0: conv2d_padded", depends_on={"conv2d": conv2d})
+    assert "if conv2d_padded calls it, fix `conv2d` first" in labelled   # the function, not the test's label
     convcheck.check_conv2d(functools.partial(loops), np.ones((4, 4)), np.ones((2, 2)), padding=1, style="padded",
                            device=convcheck.NUMPY, depends_on={"conv2d": conv2d})  # a right function passes anyway
 
