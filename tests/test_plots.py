@@ -99,3 +99,18 @@ def test_compare_counts_refuses_what_a_log_scale_cannot_show(counts, shown):
     with pytest.raises(ValueError, match="every count must be a positive number"):
         plots.compare_counts(counts, "t")
     assert not shown
+
+
+def test_kernel_editor_says_what_to_fill_in_before_the_convolution_exists(shown, capsys):
+    """Outside a live notebook the editor prints into stdout: the not-ready message, never the bare NameError."""
+    import widgets
+
+    def not_written(image, kernel):
+        raise NameError("name 'conv2d_padded' is not defined")
+
+    kernels, images = {"identity": np.eye(3)}, {"zeros": np.zeros((5, 5))}
+    widgets.kernel_editor(not_written, kernels, images, not_ready="paste conv2d_padded into its cell first")
+    printed = capsys.readouterr().out
+    assert "paste conv2d_padded into its cell first" in printed and "NameError" not in printed
+    widgets.kernel_editor(lambda image, kernel: image[:2], kernels, images)   # a working one draws
+    assert shown

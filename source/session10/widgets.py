@@ -78,7 +78,7 @@ def convolution_explorer(examples):
     return ipywidgets.VBox([choice, ipywidgets.HBox([row, col]), view])
 
 
-def kernel_editor(convolve, kernels, images, start=None, image=None):
+def kernel_editor(convolve, kernels, images, start=None, image=None, not_ready=None):
     """A 3 x 3 kernel editor: nine number boxes, a menu of kernels to start from, a menu of images, and the map.
 
     ``convolve(image, kernel)`` returns the feature map to show (notebook 08 passes its own
@@ -86,6 +86,8 @@ def kernel_editor(convolve, kernels, images, start=None, image=None):
     "start from" menu; ``images`` maps a label to a 2-D image for the "image" menu; ``start``
     and ``image`` choose the entries shown first (default: the first of each). Every change
     redraws the image and its feature map; an error in ``convolve`` is printed in the editor.
+    ``not_ready`` says what to do when ``convolve`` is not written yet (a ``NameError`` or the
+    stub's ``NotImplementedError``), instead of the bare error.
     Returns the widget (a VBox); display it, or make it the last line of a cell. ipywidgets
     and matplotlib are imported only when the editor is built.
     """
@@ -113,6 +115,9 @@ def kernel_editor(convolve, kernels, images, start=None, image=None):
             kernel = np.array([entry.value for entry in entries], dtype=float).reshape(3, 3)
             try:
                 feature_map = np.asarray(convolve(picture, kernel), dtype=float)
+            except (NameError, NotImplementedError) as error:
+                print(not_ready or f"the convolution is not written yet: {type(error).__name__}: {error}")
+                return
             except Exception as error:  # noqa: BLE001 - show the problem in the editor, keep the notebook going
                 print(f"the convolution failed: {type(error).__name__}: {error}")
                 return
