@@ -76,3 +76,11 @@ def test_every_figure_has_a_caption(path):
                    if i + 1 >= len(cells) or cells[i + 1]["cell_type"] != "markdown"
                    or not "".join(cells[i + 1]["source"]).lstrip().startswith("*Figure")]
     assert not uncaptioned, f"{path.name}: cells {uncaptioned} draw a figure with no caption cell after them"
+
+
+@pytest.mark.parametrize("path", SOURCE, ids=lambda p: p.name[:2])
+def test_the_introduction_says_what_validate_does_not_check(path):
+    """nbgrader's Validate says "Success!" when the visible checks pass; each notebook says what that leaves out."""
+    introduction = "".join(json.loads(path.read_text())["cells"][0]["source"])
+    assert "Validate runs only the checks you can see" in introduction
+    assert "Hidden tests run when your work is graded" in introduction
