@@ -3,7 +3,7 @@ import os
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (
-    AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades, IgnorePattern, LimitOutput,
+    AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, IgnorePattern, LimitOutput,
     OverwriteKernelspec, SaveAutoGrades)
 
 # coursetools is installed (`make` runs pip install -e .); run from the course root, as nbgrader is,
@@ -12,7 +12,7 @@ from coursetools.core.cells import CODE_STUB
 from coursetools.grader import mathjax
 from coursetools.grader.pages import SanitizePages
 from coursetools.grader.execution import ResilientExecute
-from coursetools.grader.markscheme import AddMarkSchemes, RemoveGraderNotes
+from coursetools.grader.markscheme import AddMarkSchemes, GetGradesMarkingPending, RemoveGraderNotes
 from coursetools.grader.preprocessors import HarmlessStderr, HideHiddenTests, RepairMetadata, RestoreCells, TamperCheck
 
 COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -91,7 +91,7 @@ c.Autograde.autograde_preprocessors = [
 ]
 # The feedback drops the graders' notes first (before HideHiddenTests, which keeps markdown as the
 # student's), and gets a local MathJax last (mathjax/ beside the pages: no CDN, renders offline).
-c.GenerateFeedback.preprocessors = [RemoveGraderNotes, GetGrades, HideHiddenTests, SanitizePages,
+c.GenerateFeedback.preprocessors = [RemoveGraderNotes, GetGradesMarkingPending, HideHiddenTests, SanitizePages,
                                     CSSHTMLHeaderPreprocessor, mathjax.LocalMathJax]
 # The formgrader renders autograded notebooks with an HTMLExporter made from this configuration:
 # sanitized again as it renders, so a notebook autograded before SanitizePages existed is inert too.

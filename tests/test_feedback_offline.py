@@ -166,6 +166,22 @@ def test_feedback_never_shows_model_answer_or_mark_scheme(course):
         assert secret not in html, f"the feedback shows {secret!r}"
 
 
+
+def test_feedback_says_a_written_answer_is_not_graded_yet_until_it_is(course, tmp_path):
+    """Before hand grading, the written answer's 0 is called a placeholder; once it is marked, the note goes."""
+    assert "Not graded yet: written answers are marked by hand" in feedback_page(course).read_text()
+    marked = tmp_path / "marked"
+    shutil.copytree(course, marked)
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{marked / 'gradebook.db'}") as gradebook:
+        grade = gradebook.find_grade("ps1_why", NOTEBOOK, ASSIGNMENT, STUDENT)
+        grade.manual_score = 1.0
+        gradebook.db.commit()
+    nbgrader(marked, "generate_feedback", ASSIGNMENT, "--force")
+    html = feedback_page(marked).read_text()
+    assert STUDENT_ANSWER in html and "Not graded yet" not in html
+
+
 def test_jupyter_server_serves_mathjax():
     """The formgrader's MathJax comes from the jupyter-server-mathjax extension, enabled on install."""
     folder = mathjax.source_folder()

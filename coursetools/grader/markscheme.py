@@ -23,7 +23,7 @@ import re
 
 import nbformat
 from nbformat.v4 import new_markdown_cell
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import GetGrades, NbGraderPreprocessor
 from traitlets import Unicode
 
 METADATA_KEY = "coursetools"
@@ -111,3 +111,19 @@ class RemoveGraderNotes(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         nb.cells = [cell for cell in nb.cells if not is_grader_note(cell)]
         return nb, resources
+
+
+NOT_GRADED_YET = ("*Not graded yet: written answers are marked by hand, and the 0 shown for this one "
+                  "stands in until it is.*")
+
+
+class GetGradesMarkingPending(GetGrades):
+    """Feedback: the grades, and under each written answer that nobody has marked yet a line that says
+    so (nbgrader's page would show only its score, 0, as if the answer had earned nothing)."""
+
+    def _get_score(self, cell, resources):
+        super()._get_score(cell, resources)
+        grade = self.gradebook.find_grade(cell.metadata.nbgrader["grade_id"], self.notebook_id,
+                                          self.assignment_id, self.student_id)
+        if cell.cell_type == "markdown" and grade.manual_score is None and grade.auto_score is None:
+            cell.source = cell.source.rstrip() + "\n\n" + NOT_GRADED_YET
