@@ -87,7 +87,7 @@ def kernel_editor(convolve, kernels, images, start=None, image=None, not_ready=N
     and ``image`` choose the entries shown first (default: the first of each). Every change
     redraws the image and its feature map; an error in ``convolve`` is printed in the editor.
     ``not_ready`` says what to do when ``convolve`` is not written yet (a ``NameError`` or the
-    stub's ``NotImplementedError``), instead of the bare error.
+    stub's ``NotImplementedError``); it comes first, and the error after it.
     Returns the widget (a VBox); display it, or make it the last line of a cell. ipywidgets
     and matplotlib are imported only when the editor is built.
     """
@@ -116,7 +116,8 @@ def kernel_editor(convolve, kernels, images, start=None, image=None, not_ready=N
             try:
                 feature_map = np.asarray(convolve(picture, kernel), dtype=float)
             except (NameError, NotImplementedError) as error:
-                print(not_ready or f"the convolution is not written yet: {type(error).__name__}: {error}")
+                # the cause stays visible: a NameError may also come from inside a written function
+                print((f"{not_ready}\n" if not_ready else "") + f"({type(error).__name__}: {error})")
                 return
             except Exception as error:  # noqa: BLE001 - show the problem in the editor, keep the notebook going
                 print(f"the convolution failed: {type(error).__name__}: {error}")
