@@ -6,8 +6,10 @@ Makes the users (an instructor, a grader, three students; homes 0700), the excha
 folder under /srv/nbgrader, /etc/jupyter/nbgrader_config.py (deploy/nbgrader_config.py) and the
 students' role config, copies the course to /srv/nbgrader/courses/<course id> (the instructor's,
 shared with the grader through a group), starts the hub and prints how to log in. On Ctrl-C, or
-when anything fails, it stops the hub and removes every user, file and folder it made. It refuses
-to start when any of them already exists. tests/test_hub.py uses the same ClassHub.
+when anything fails, it stops the hub and removes every user, file and folder it made. A run that
+was killed before it could do so (SIGKILL, a reboot) leaves its list of them in LEDGER, and the next
+run removes those first. It refuses to start when any other of them already exists.
+tests/test_hub.py uses the same ClassHub.
 """
 import argparse
 import contextlib
@@ -34,6 +36,7 @@ ETC = pathlib.Path("/etc/jupyter")
 SYSTEM_CONFIG = ETC / "nbgrader_config.py"
 STUDENT_CONFIG = ETC / f"{COURSE_ID}-student"
 PROXY = DEPLOY / "node_modules" / ".bin" / "configurable-http-proxy"
+LEDGER = pathlib.Path("/var/lib/course-hub/made.json")   # written before each thing is made
 SAMPLE = {"instructors": ["s10instructor"], "graders": ["s10grader"],
           "students": ["s10student1", "s10student2", "s10student3"]}
 COURSE_FILES = ["source", "data", "nbgrader_config.py", "coursetools", "course"]
@@ -94,18 +97,56 @@ class ClassHub:
         if not (self.venv / "bin" / "jupyterhub").exists():
             raise SystemExit(f"hub: no JupyterHub in {self.venv}: "
                              "pip install -c requirements.txt -r deploy/requirements-hub.txt (make hub does)")
+        self.remove_leftovers()
         taken = [u for u in self.users + [self.staff_group] if _exists(u)]
         taken += [str(p) for p in (SRV, SYSTEM_CONFIG, STUDENT_CONFIG) if p.exists()]
         if taken:
             raise SystemExit(f"hub: already exists, refusing to touch it: {', '.join(taken)}")
 
+    def record(self):
+        """Write down what this run has made, or is about to make, so that a run killed before its
+        clean-up leaves a list for the next one (remove_leftovers)."""
+        LEDGER.parent.mkdir(parents=True, exist_ok=True)
+        hub_alive = self.hub and self.hub.poll() is None
+        made = {"run": _process_identity(os.getpid()), "users": self.made_users,
+                "group": self.staff_group if self.made_group else None, "etc": self.made_etc,
+                "paths": [str(p) for p in self.made_paths], "traversed": [str(d) for d in self.traversed],
+                "state": self.state and str(self.state), "hub": _process_identity(self.hub.pid) if hub_alive else None}
+        scratch = LEDGER.with_suffix(".tmp")
+        scratch.write_text(json.dumps(made))
+        os.replace(scratch, LEDGER)
+
+    def remove_leftovers(self):
+        """Remove what a killed run listed in LEDGER; refuse while that run is still alive."""
+        if not LEDGER.exists():
+            return
+        made = json.loads(LEDGER.read_text())
+        if _still_running(made["run"]):
+            raise SystemExit(f"hub: another run (PID {made['run']['pid']}) holds the class; stop it first")
+        self.log(f"hub: a run was killed before its clean-up; removing what it listed in {LEDGER}")
+        if made["hub"] and _still_running(made["hub"]):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(made["hub"]["pid"], signal.SIGKILL)
+        own_group = self.staff_group
+        self.made_users, self.made_group = list(made["users"]), bool(made["group"])
+        self.staff_group = made["group"] or own_group
+        self.made_etc, self.made_paths = made["etc"], [pathlib.Path(p) for p in made["paths"]]
+        self.traversed = [pathlib.Path(d) for d in made["traversed"]]
+        self.state = made["state"] and pathlib.Path(made["state"])
+        failed = self.cleanup()
+        self.state, self.staff_group = None, own_group
+        if failed:
+            raise SystemExit(f"hub: could not remove a killed run's leftovers ({', '.join(failed)}); see {LEDGER}")
+
     def setup(self):
         self.state = pathlib.Path(tempfile.mkdtemp(prefix="course-hub."))   # root only: hub db, secret, logs
-        run("groupadd", self.staff_group)
         self.made_group = True
+        self.record()
+        run("groupadd", self.staff_group)
         for user in self.users:
-            run("useradd", "-m", "-K", "HOME_MODE=0700", "-s", "/bin/bash", user)
             self.made_users.append(user)
+            self.record()
+            run("useradd", "-m", "-K", "HOME_MODE=0700", "-s", "/bin/bash", user)
             if self.auth == "pam":
                 run("chpasswd", input=f"{user}:{self.password}\n", text=True)
         for user in self.instructors + self.graders:
@@ -124,8 +165,9 @@ class ClassHub:
             d = pathlib.Path(target).parent
             while d != d.parent:
                 if not d.stat().st_mode & 0o001:
-                    d.chmod(d.stat().st_mode | 0o001)
                     self.traversed.append(d)
+                    self.record()
+                    d.chmod(d.stat().st_mode | 0o001)
                 d = d.parent
         if not self.can_run():
             raise SystemExit(f"hub: user {self.students[0]} cannot run {self.venv}/bin/python")
@@ -138,21 +180,21 @@ class ClassHub:
         # nbgrader's docs: the exchange is writable by everyone (ugo+rw); release_assignment
         # chmods it when the low bits differ, sticky excepted, so 1777 keeps students from
         # deleting each other's files. The course's folder there is the instructor's.
-        SRV.mkdir(mode=0o755)
         self.made_paths.append(SRV)
+        self.record()
+        SRV.mkdir(mode=0o755)
         EXCHANGE.mkdir(mode=0o755)
         EXCHANGE.chmod(0o1777)
         (EXCHANGE / COURSE_ID).mkdir()
         shutil.chown(EXCHANGE / COURSE_ID, self.instructors[0], self.instructors[0])
 
     def make_config(self):
-        if not ETC.exists():
-            ETC.mkdir(parents=True)
-            self.made_etc = True
+        self.made_etc = not ETC.exists()
+        self.made_paths += [SYSTEM_CONFIG, STUDENT_CONFIG]
+        self.record()
+        ETC.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(DEPLOY / "nbgrader_config.py", SYSTEM_CONFIG)
-        self.made_paths.append(SYSTEM_CONFIG)
         shutil.copytree(DEPLOY / "student", STUDENT_CONFIG)
-        self.made_paths.append(STUDENT_CONFIG)
         for path in (SYSTEM_CONFIG, *STUDENT_CONFIG.rglob("*"), STUDENT_CONFIG):
             path.chmod(0o755 if path.is_dir() else 0o644)
 
@@ -197,6 +239,7 @@ class ClassHub:
         self.hub = subprocess.Popen([str(self.venv / "bin" / "jupyterhub"), "-f", str(DEPLOY / "jupyterhub_config.py")],
                                     cwd=self.state, env=env, stdout=self.hub_log, stderr=subprocess.STDOUT,
                                     start_new_session=True)
+        self.record()
         deadline = time.monotonic() + 60
         while True:
             with contextlib.suppress(OSError):
@@ -224,13 +267,22 @@ class ClassHub:
         return p
 
     def cleanup(self):
-        """Stop the hub and remove what this made, only that; each step runs even if another fails."""
-        steps = [self._stop_hub, self._remove_users, self._remove_paths, self._restore_traverse]
-        for step in steps:
+        """Stop the hub and remove what this made, only that; each step runs even if another fails.
+        The ledger goes when all steps succeed, else it keeps what stayed. Returns the failed steps."""
+        failed = []
+        for step in (self._stop_hub, self._remove_users, self._remove_paths, self._restore_traverse):
             try:
                 step()
             except Exception as error:  # noqa: BLE001 - go on removing the rest, then say what stayed
                 self.log(f"hub cleanup: {step.__name__}: {error}")
+                failed.append(step.__name__)
+        if failed:
+            self.record()
+        else:
+            LEDGER.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                LEDGER.parent.rmdir()
+        return failed
 
     def _stop_hub(self):
         if self.hub and self.hub.poll() is None:
@@ -240,13 +292,20 @@ class ClassHub:
             except subprocess.TimeoutExpired:
                 os.killpg(self.hub.pid, signal.SIGKILL)
                 self.hub.wait()
+        self._stop_proxy()
+
+    def _stop_proxy(self):
         pid_file = self.state and self.state / "jupyterhub-proxy.pid"
         if pid_file and pid_file.exists():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            with contextlib.suppress(OSError, ValueError):   # the file may outlive its process
+                pid = int(pid_file.read_text())
+                if b"configurable-http-proxy" in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGTERM)
 
     def _remove_users(self):
         for user in self.made_users:
+            if not _exists(user):   # listed before it was made: a killed run may not have made it
+                continue
             for sig in (signal.SIGTERM, signal.SIGKILL):   # leftovers of the users made here, by PID
                 pids = subprocess.run(["pgrep", "-u", user], capture_output=True, text=True).stdout.split()
                 for pid in pids:
@@ -256,9 +315,9 @@ class ClassHub:
                     time.sleep(0.5)
             run("userdel", "-r", user, capture_output=True)
         self.made_users = []
-        if self.made_group:
+        if self.made_group and _exists(self.staff_group):
             run("groupdel", self.staff_group)
-            self.made_group = False
+        self.made_group = False
 
     def _remove_paths(self):
         for path in reversed(self.made_paths):
@@ -277,6 +336,19 @@ class ClassHub:
         for d in self.traversed:
             d.chmod(d.stat().st_mode & ~0o001)
         self.traversed = []
+
+
+def _process_identity(pid):
+    """PID, start time and boot: a PID alone may belong to another process after a reboot."""
+    start = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    return {"pid": pid, "start": start, "boot": pathlib.Path("/proc/sys/kernel/random/boot_id").read_text().strip()}
+
+
+def _still_running(identity):
+    try:
+        return _process_identity(identity["pid"]) == identity
+    except (OSError, IndexError):
+        return False
 
 
 def _exists(name):
