@@ -56,6 +56,22 @@ def test_check_true_convolution_names_the_orientation_used(orientation, expected
     assert expected in message and "true_conv(image 6x7, kernel 3x3)" in message
 
 
+@pytest.mark.parametrize("rotate_kernel, expected", [
+    (True, "the image was rotated as well as the kernel"),
+    (False, "the image was rotated instead of the kernel"),
+])
+def test_check_true_convolution_names_a_rotated_image(rotate_kernel, expected):
+    def rotated_image_at(image, kernel, i, j):
+        kernel = np.flip(np.asarray(kernel)) if rotate_kernel else np.asarray(kernel)
+        return cross_correlation_at(np.flip(np.asarray(image)), kernel, i, j)
+
+    rng = np.random.default_rng(5)
+    for kernel_shape in [(3, 3), (2, 3)]:
+        message = failure(convcheck.check_true_convolution, convcheck.map_of(rotated_image_at),
+                          rng.standard_normal((6, 7)), rng.standard_normal(kernel_shape))
+        assert expected in message
+
+
 def test_check_true_convolution_accepts_the_rotated_kernel_and_reports_errors():
     def right_at(image, kernel, i, j):
         return cross_correlation_at(image, np.asarray(kernel)[::-1, ::-1], i, j)

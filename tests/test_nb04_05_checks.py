@@ -74,6 +74,40 @@ def test_check_function_values_names_the_call_and_the_mistake():
     assert "raised an error" in failure(convcheck.check_function_values, broken, cases, name="conv_params")
 
 
+
+def test_check_function_values_names_only_a_mistake_that_explains_every_case():
+    def rounds(H, k, padding=0, stride=1):
+        return round((H + 2 * padding - k) / stride) + 1
+
+    def pads_after_stride(H, k, padding=0, stride=1):
+        return (H - k) // stride + 1 + 2 * padding
+
+    # Both give 15 for (28, 3, padding 1, stride 2); only the last case tells them apart.
+    cases = [((28, 3), {"padding": 1, "stride": 2}, 14), ((224, 7), {"padding": 3, "stride": 2}, 112)]
+    mistakes = {"round() is not the floor": rounds, "the padding is added after the stride": pads_after_stride}
+    for wrong, named, not_named in [(rounds, *mistakes), (pads_after_stride, *reversed(mistakes))]:
+        message = failure(convcheck.check_function_values, wrong, cases, name="output_size", hint="generic",
+                          mistakes=mistakes)
+        assert "output_size(28, 3, padding=1, stride=2)" in message
+        assert named in message and not_named not in message
+
+    def neither(H, k, padding=0, stride=1):   # 15 on the first case, like both; 999 on the second
+        return 15 if H == 28 else 999
+
+    message = failure(convcheck.check_function_values, neither, cases, hint="generic", mistakes=mistakes)
+    assert "generic" in message and not any(text in message for text in mistakes)
+
+
+def test_one_type_policy_for_every_notebook():
+    from fractions import Fraction
+    for value, types in [(np.int64(3), int), (np.uint8(3), int), (np.float32(0.5), float), (Fraction(1, 3), float),
+                         ((1, 2), list), ([1, 2], tuple), (np.int64(3), (int, np.integer)), (True, (bool, np.bool_)),
+                         (np.bool_(False), (bool, np.bool_))]:
+        convcheck.check_type(value, types, "answer")
+    for value, types in [(10.0, int), (True, int), (np.bool_(True), (int, float, np.number)), ("3", int),
+                         (np.float64(2.0), (int, np.integer)), ({1: 2}, list)]:
+        assert "has the wrong type" in failure(convcheck.check_type, value, types, "answer")
+
 def test_check_counts():
     convcheck.check_counts({np.float64(2.0): 3, 5: np.int64(1)}, {2: 3, 5: 1}, "counts")
     assert "non-zero" in failure(convcheck.check_counts, {0: 4, 2: 3, 5: 1}, {2: 3, 5: 1}, "counts")

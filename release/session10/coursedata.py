@@ -116,8 +116,9 @@ GAUSSIAN_BLUR = _kernel([[1, 2, 1], [2, 4, 2], [1, 2, 1]], 1 / 16)
 SHARPEN = _kernel([[0, -1, 0], [-1, 5, -1], [0, -1, 0]])
 LAPLACIAN = _kernel([[0, -1, 0], [-1, 4, -1], [0, -1, 0]])
 EMBOSS = _kernel([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
-# Sections 3 and 4: left column minus right column, so it responds to vertical edges.
-VERTICAL_EDGE = _kernel([[1, 0, -1], [1, 0, -1], [1, 0, -1]])
+# Sections 3 and 4: left column minus right column, so it responds to vertical edges. Notebook 04
+# asks what it detects before saying so, and calls it by the lecture's name, K.
+VERTICAL_EDGE = LECTURE_K = _kernel([[1, 0, -1], [1, 0, -1], [1, 0, -1]])
 # Section 8, by the gradient each measures (notebook 08 explains the lecture's swapped labels):
 # SOBEL_GX, right column minus left, responds to vertical edges (the lecture's "Sobel Vertical");
 # SOBEL_GY, bottom row minus top, responds to horizontal edges (the lecture's "Sobel Horizontal").

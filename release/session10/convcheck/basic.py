@@ -1,4 +1,5 @@
 """Comparisons of plain values: type, number, shape, array, an error raised."""
+import fractions
 import math
 import numbers
 
@@ -14,9 +15,23 @@ def to_numpy(value):
     return np.asarray(value)
 
 
+# One type policy for every notebook (docs/authoring.md, "Answer types"): a NumPy scalar counts as the
+# Python type it stands for, a Fraction wherever a float does, a tuple and a list for each other; a
+# bool is not a number unless one is asked for.
+_ALSO_ACCEPTED = {int: (np.integer,), float: (np.floating, fractions.Fraction), list: (tuple,), tuple: (list,)}
+
+
+def accepted_types(types):
+    """``types`` (a type or a tuple of types) with what the type policy accepts in their place."""
+    types = types if isinstance(types, tuple) else (types,)
+    return types + tuple(t for wanted in types for t in _ALSO_ACCEPTED.get(wanted, ()))
+
+
 def check_type(got, types, name, *, hint=None):
-    """``got`` must be an instance of ``types`` (a type or tuple of types)."""
-    if not isinstance(got, types):
+    """``got`` must be an instance of ``types`` (a type or tuple of types), under the type policy above."""
+    accepted = accepted_types(types)
+    is_bool = isinstance(got, (bool, np.bool_))
+    if not isinstance(got, accepted) or (is_bool and not any(t in (bool, np.bool_) for t in accepted)):
         names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
         fail(f"{name} has the wrong type.", names, f"{type(got).__name__}: {short(got)}", hint=hint)
 

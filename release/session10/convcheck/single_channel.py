@@ -150,19 +150,28 @@ def map_of(at_function, name=None):
 
 
 def _orientation_mistake(got, image, kernel, device):
-    """Which wrong orientation of the kernel explains a true-convolution map ``got``."""
+    """Which wrong orientation of the kernel, or of the image, explains a true-convolution map ``got``."""
+    def cross(k):
+        return conv2d_reference(image, np.ascontiguousarray(k), device=device)
+
     variants = [
-        (kernel, "no flip: this is cross-correlation; true convolution rotates the kernel by 180 degrees "
-                 "(kernel[::-1, ::-1]) before sliding it"),
-        (kernel[::-1, :], "only the rows were flipped (kernel[::-1]); flip both axes: kernel[::-1, ::-1] "
-                          "or np.flip(kernel)"),
-        (kernel[:, ::-1], "only the columns were flipped (kernel[:, ::-1]); flip both axes: "
-                          "kernel[::-1, ::-1] or np.flip(kernel)"),
+        (lambda: cross(kernel), "no flip: this is cross-correlation; true convolution rotates the kernel by "
+                                "180 degrees (kernel[::-1, ::-1]) before sliding it"),
+        (lambda: cross(kernel[::-1, :]), "only the rows were flipped (kernel[::-1]); flip both axes: "
+                                         "kernel[::-1, ::-1] or np.flip(kernel)"),
+        (lambda: cross(kernel[:, ::-1]), "only the columns were flipped (kernel[:, ::-1]); flip both axes: "
+                                         "kernel[::-1, ::-1] or np.flip(kernel)"),
+        # Rotating the image turns every output map by 180 degrees as well.
+        (lambda: cross(kernel)[::-1, ::-1], "the image was rotated as well as the kernel: rotate only the "
+                                            "kernel and slide it over the image as it is"),
+        (lambda: cross(kernel[::-1, ::-1])[::-1, ::-1], "the image was rotated instead of the kernel: rotate "
+                                                        "the kernel (kernel[::-1, ::-1]); the image stays as it is"),
     ]
     if kernel.shape[0] == kernel.shape[1]:
-        variants.append((kernel.T, "kernel transposed: a 180-degree rotation is kernel[::-1, ::-1], not kernel.T"))
-    for variant, text in variants:
-        if same(got, conv2d_reference(image, variant, device=device)):
+        variants.insert(3, (lambda: cross(kernel.T), "kernel transposed: a 180-degree rotation is "
+                                                      "kernel[::-1, ::-1], not kernel.T"))
+    for wrong_map, text in variants:
+        if same(got, wrong_map()):
             return text
     return None
 

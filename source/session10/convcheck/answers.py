@@ -139,21 +139,48 @@ def check_function_values(func, cases, name=None, *, hint=None, mistakes=None):
     """Call ``func`` on each case and compare the number it returns.
 
     ``cases`` holds ``(args, kwargs, expected)`` triples. ``mistakes`` maps a
-    description to a function with the same signature that makes that mistake;
-    when the student's wrong result equals that function's result for the
-    failing call, the description becomes the hint.
+    description to a function with the same signature that makes that mistake.
+    At the first wrong result, a description becomes the hint only when its
+    function gives what ``func`` gives on every case (the later ones are called
+    too, for this only): two mistakes that agree on one call are told apart.
     """
     name = name or getattr(func, "__name__", "your function")
-    for args, kwargs, expected in cases:
+    seen = []
+    for index, (args, kwargs, expected) in enumerate(cases):
         call = _call_text(name, args, kwargs)
         got = result_of(func, name, call, lambda: func(*args, **kwargs), expected=expected, hint=hint)
         if got is None:
             fail_returned_nothing(call, expected)
+        seen.append((args, kwargs, got))
         this_hint = hint
-        if not (_is_number(got) and got == expected):
-            this_hint = _known_mistake(got, {f: d for d, f in (mistakes or {}).items()},
-                                       lambda g, f: bool(f(*args, **kwargs) == g)) or hint
+        if not (_is_number(got) and got == expected) and mistakes:
+            seen += _results_without_failing(func, cases[index + 1:])
+            this_hint = _mistake_explaining(seen, mistakes) or hint
         check_scalar(got, expected, call, hint=this_hint)
+
+
+def _results_without_failing(func, cases):
+    """``(args, kwargs, result)`` for the cases that return a number; the others are left out."""
+    results = []
+    for args, kwargs, _ in cases:
+        try:
+            got = func(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - only used to tell mistakes apart; the failing case is reported
+            continue
+        if _is_number(got):
+            results.append((args, kwargs, got))
+    return results
+
+
+def _mistake_explaining(seen, mistakes):
+    """The description whose function returns what was seen on every call, or None."""
+    for description, wrong in mistakes.items():
+        try:
+            if all(_is_number(got) and bool(wrong(*args, **kwargs) == got) for args, kwargs, got in seen):
+                return description
+        except Exception:  # noqa: BLE001 - a mistake function that cannot run explains nothing
+            continue
+    return None
 
 
 def check_counts(got, expected, name, *, hint=None):
