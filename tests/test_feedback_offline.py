@@ -169,7 +169,9 @@ def test_feedback_never_shows_model_answer_or_mark_scheme(course):
 
 def test_feedback_says_a_written_answer_is_not_graded_yet_until_it_is(course, tmp_path):
     """Before hand grading, the written answer's 0 is called a placeholder; once it is marked, the note goes."""
-    assert "Not graded yet: written answers are marked by hand" in feedback_page(course).read_text()
+    before = feedback_page(course).read_text()
+    assert "Not graded yet: written answers are marked by hand" in before
+    assert re.search(r"Written answers worth \d+ points? are not graded yet: the score\s+at the top counts", before)
     marked = tmp_path / "marked"
     shutil.copytree(course, marked)
     from nbgrader.api import Gradebook
@@ -179,7 +181,7 @@ def test_feedback_says_a_written_answer_is_not_graded_yet_until_it_is(course, tm
         gradebook.db.commit()
     nbgrader(marked, "generate_feedback", ASSIGNMENT, "--force")
     html = feedback_page(marked).read_text()
-    assert STUDENT_ANSWER in html and "Not graded yet" not in html
+    assert STUDENT_ANSWER in html and "Not graded yet" not in html and "not graded yet" not in html
 
 
 def test_jupyter_server_serves_mathjax():

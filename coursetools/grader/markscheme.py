@@ -117,9 +117,22 @@ NOT_GRADED_YET = ("*Not graded yet: written answers are marked by hand, and the 
                   "stands in until it is.*")
 
 
+def not_graded_yet_total(points):
+    return (f"*Written answers worth {points:g} point{'' if points == 1 else 's'} are not graded yet: the score "
+            f"at the top counts them as 0 until they are marked by hand.*")
+
+
 class GetGradesMarkingPending(GetGrades):
     """Feedback: the grades, and under each written answer that nobody has marked yet a line that says
-    so (nbgrader's page would show only its score, 0, as if the answer had earned nothing)."""
+    so (nbgrader's page would show only its score, 0, as if the answer had earned nothing); the first
+    cell then says how many points the page's total leaves out."""
+
+    def preprocess(self, nb, resources):
+        self.pending_points = 0.0
+        nb, resources = super().preprocess(nb, resources)
+        if self.pending_points:
+            nb.cells.insert(0, new_markdown_cell(not_graded_yet_total(self.pending_points)))
+        return nb, resources
 
     def _get_score(self, cell, resources):
         super()._get_score(cell, resources)
@@ -127,3 +140,4 @@ class GetGradesMarkingPending(GetGrades):
                                           self.assignment_id, self.student_id)
         if cell.cell_type == "markdown" and grade.manual_score is None and grade.auto_score is None:
             cell.source = cell.source.rstrip() + "\n\n" + NOT_GRADED_YET
+            self.pending_points += grade.max_score or 0.0
