@@ -84,3 +84,28 @@ def test_the_introduction_says_what_validate_does_not_check(path):
     introduction = "".join(json.loads(path.read_text())["cells"][0]["source"])
     assert "Validate runs only the checks you can see" in introduction
     assert "Hidden tests run when your work is graded" in introduction
+
+
+def readme_plan():
+    """{notebook number: (minutes, path)} from the README's "Planning the unit" table."""
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("### Planning the unit", 1)[1].split("\n\n")[2]
+    rows = [line.split("|")[1:4] for line in table.splitlines()[2:]]
+    return {number.strip(): (int(time.split()[0]), path.strip()) for number, time, path in rows}
+
+
+def test_the_plan_adds_up():
+    plan = readme_plan()
+    assert sorted(plan) == [path.name[:2] for path in SOURCE]
+    assert sum(minutes for minutes, _ in plan.values()) == 450   # "about 7½ hours"
+
+
+@pytest.mark.parametrize("path", SOURCE, ids=lambda p: p.name[:2])
+def test_the_introduction_states_the_time_and_the_2_hour_path(path):
+    minutes, on_path = readme_plan()[path.name[:2]]
+    introduction = "".join(json.loads(path.read_text())["cells"][0]["source"])
+    stated = re.search(r"\*Time: about (\d+) minutes, of about 7½ hours for the whole unit\. On the 2-hour path, "
+                       r"[^:]*: ([^*]+)\.\*", introduction)
+    assert stated, f"{path.name}: its introduction does not state its time and its part of the 2-hour path"
+    assert int(stated.group(1)) == minutes
+    assert on_path.split(" (")[0] in stated.group(2)
