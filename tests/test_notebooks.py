@@ -109,3 +109,34 @@ def test_the_introduction_states_the_time_and_the_2_hour_path(path):
     assert stated, f"{path.name}: its introduction does not state its time and its part of the 2-hour path"
     assert int(stated.group(1)) == minutes
     assert on_path.split(" (")[0] in stated.group(2)
+
+
+# What a test cell enforces (found in its code, hidden part included) and how its exercise must
+# state it (found in the markdown cells above it). Kept by hand: a new kind of check adds a row.
+STATED_RULES = {
+    "raises ValueError": (r"check_raises\([^#]*ValueError|check_value_error\(", r"ValueError"),
+    "an int": (r"check_type\([^\n]*,\s*(int|\(int, np\.integer\))\s*,|check_int_sequence\(",
+               r"`int`|\bints?\b|whole numbers?"),
+    "a bool": (r"check_type\([^\n]*\(bool, np\.bool_\)", r"\bbools?\b|`True`|\bTrue\b"),
+    "a dict": (r"check_type\([^\n]*,\s*dict\s*[,)]", r"\bdicts?\b"),
+    "a tuple": (r"check_type\([^\n]*,\s*tuple\s*[,)]", r"\btuples?\b"),
+    "a float array": (r"check_contract\(|check_conv2d(_batch)?\(", r"\bfloat\b"),
+    "inputs left unchanged": (r"check_contract\(", r"unchanged"),
+    "any memory layout": (r"check_contract\(", r"non-contiguous|memory layout"),
+    "nothing cached": (r"check_contract\(", r"afresh|between calls"),
+}
+
+
+@pytest.mark.parametrize("path", SOURCE, ids=lambda p: p.name[:2])
+def test_every_rule_a_test_enforces_is_stated_above_it(path):
+    """A requirement that only the tests know costs points nobody was told about (STATED_RULES)."""
+    above, unstated = "", []
+    for cell in json.loads(path.read_text())["cells"]:
+        source = "".join(cell["source"])
+        nbgrader = cell["metadata"].get("nbgrader", {})
+        if cell["cell_type"] == "markdown":
+            above += source + "\n"
+        elif nbgrader.get("grade") and not nbgrader.get("solution"):
+            unstated += [f"{nbgrader['grade_id']}: {rule}" for rule, (enforced, stated) in STATED_RULES.items()
+                         if re.search(enforced, source) and not re.search(stated, above)]
+    assert not unstated, f"{path.name}: tests enforce rules that no text above them states: {unstated}"
