@@ -136,8 +136,10 @@ class GetGradesMarkingPending(GetGrades):
 
     def _get_score(self, cell, resources):
         super()._get_score(cell, resources)
+        if cell.cell_type != "markdown":   # written answers only: no second lookup for code cells
+            return
         grade = self.gradebook.find_grade(cell.metadata.nbgrader["grade_id"], self.notebook_id,
                                           self.assignment_id, self.student_id)
-        if cell.cell_type == "markdown" and grade.manual_score is None and grade.auto_score is None:
+        if grade.manual_score is None and grade.auto_score is None:
             cell.source = cell.source.rstrip() + "\n\n" + NOT_GRADED_YET
             self.pending_points += grade.max_score or 0.0
