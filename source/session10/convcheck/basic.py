@@ -22,17 +22,17 @@ _ALSO_ACCEPTED = {int: (np.integer,), float: (np.floating, fractions.Fraction), 
 
 
 def accepted_types(types):
-    """``types`` (a type or a tuple of types) with what the type policy accepts in their place."""
-    types = types if isinstance(types, tuple) else (types,)
+    """``types`` (a tuple of types) with what the type policy accepts in their place."""
     return types + tuple(t for wanted in types for t in _ALSO_ACCEPTED.get(wanted, ()))
 
 
 def check_type(got, types, name, *, hint=None):
     """``got`` must be an instance of ``types`` (a type or tuple of types), under the type policy above."""
+    types = types if isinstance(types, tuple) else (types,)
     accepted = accepted_types(types)
     is_bool = isinstance(got, (bool, np.bool_))
     if not isinstance(got, accepted) or (is_bool and not any(t in (bool, np.bool_) for t in accepted)):
-        names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        names = " or ".join(t.__name__ for t in types)
         fail(f"{name} has the wrong type.", names, f"{type(got).__name__}: {short(got)}", hint=hint)
 
 
