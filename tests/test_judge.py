@@ -448,3 +448,137 @@ def test_a_student_cell_that_rebinds_a_set_up_name_is_named():
     helper.namespace["digit"] = np.zeros((2, 2))
     told = serve({"op": "cell", "answer": False, "names": [], "watched": ["digit", "SHIFT"]})["value"]
     assert told == {"rebound": [], "altered": [], "watched": ["digit"]}
+
+
+# --- the kernel's record of what a from-scratch function ran (agent.Record), the second line after the scan
+
+def recorded_judge(namespace, fd=None):
+    """A judge over an agent with a record (kept in memory, or written to ``fd``); conv2d is from scratch.
+
+    torch is loaded first, as the set-up cells of 07 and 10 load it before any graded call."""
+    import torch  # noqa: F401
+    helper = agent.Agent(namespace)
+    helper.record = agent.Record(fd)
+    return judge.Judge(lambda request: json.loads(helper.serve(json.dumps(request))), SOURCE,
+                       ["import numpy as np\nimport convcheck\n", "convcheck.check_no_library_conv(conv2d)"], [])
+
+
+def _built_name(*codes):
+    return "".join(map(chr, codes))
+
+
+def _torch_operator(image, kernel):   # no readable line names the operator: the scan cannot see it
+    import torch
+    operator = getattr(torch._C._nn, _built_name(116, 104, 110, 110, 95, 99, 111, 110, 118, 50, 100))
+    x, w = torch.tensor(image)[None, None], torch.tensor(kernel)[None, None]
+    return operator(x, w, list(kernel.shape))[0, 0].numpy()
+
+
+def _aten_operator(image, kernel):
+    import torch
+    operator = getattr(torch.ops.aten, _built_name(99, 111, 110, 118, 111, 108, 117, 116, 105, 111, 110)).default
+    x, w = torch.tensor(image)[None, None], torch.tensor(kernel)[None, None]
+    return operator(x, w, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)[0, 0].numpy()
+
+
+def _numpy_fft(image, kernel):
+    fft = getattr(np, _built_name(102, 102, 116))
+    size = image.shape
+    full = np.real(fft.ifft2(fft.fft2(image) * fft.fft2(kernel[::-1, ::-1], size)))
+    return full[kernel.shape[0] - 1:, kernel.shape[1] - 1:]
+
+
+def _profile_off_first(image, kernel):
+    import sys
+    sys.setprofile(None)
+    return _loops(image, kernel)
+
+
+def _loops(image, kernel):
+    out = np.zeros((image.shape[0] - kernel.shape[0] + 1, image.shape[1] - kernel.shape[1] + 1))
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = np.sum(image[i:i + kernel.shape[0], j:j + kernel.shape[1]] * kernel)
+    return out
+
+
+def _windows(image, kernel):
+    from numpy.lib.stride_tricks import sliding_window_view
+    return np.einsum("ijkl,kl->ij", sliding_window_view(np.pad(image, 0), kernel.shape), kernel)
+
+
+TEST_CONV2D = ("image = np.arange(16.0).reshape(4, 4)\nkernel = np.array([[1.0, 0.0], [0.0, -1.0]])\n"
+               "convcheck.check(np.allclose(conv2d(image, kernel), -5.0), 'wrong values')")
+
+
+@pytest.mark.parametrize("function, seen", [(_torch_operator, "torch._C._nn.thnn_conv2d"),
+                                            (_aten_operator, "torch.ops.aten.convolution.default"),
+                                            (_numpy_fft, "numpy.fft")])
+def test_a_library_operation_the_source_does_not_name_is_seen_when_it_runs(function, seen):
+    test = recorded_judge({"conv2d": function})
+    printed, error = test.run(TEST_CONV2D, "t")
+    assert "conv2d must compute the convolution itself, so this test earns no points" in str(error)
+    assert seen in str(error) and "(seen when it ran)" in str(error)
+    assert [kind for kind, _, _ in test.events] == ["library_ran"] * len(test.events) and test.events
+    printed, later = test.run("convcheck.check(conv2d is not None, 'never reached')", "t2")
+    assert seen in str(later)   # every later test of it fails too, before it runs
+
+
+@pytest.mark.parametrize("function", [_loops, _windows])
+def test_loops_and_windows_run_without_a_note(function):
+    test = recorded_judge({"conv2d": function})
+    printed, error = test.run(TEST_CONV2D, "t")
+    assert error is None and test.events == []
+
+
+def test_switching_the_record_off_fails_the_test_and_is_reported():
+    test = recorded_judge({"conv2d": _profile_off_first})
+    printed, error = test.run(TEST_CONV2D, "t")
+    assert "code that hid what it ran: it switched a profile function (sys.setprofile)" in str(error)
+    assert ("record_hidden" in [kind for kind, _, _ in test.events])
+
+
+def test_notes_go_out_through_the_pipe_at_once_and_a_cut_pipe_is_a_hidden_call():
+    import os
+    from coursetools.grader import record
+    pipe = record.RecordPipe()
+    namespace = {"conv2d": _torch_operator}
+    test = recorded_judge(namespace, fd=os.dup(pipe.write_fd))
+    test.read_record = pipe.lines
+    pipe.handed_over()
+    printed, error = test.run(TEST_CONV2D, "t")
+    assert "torch._C._nn.thnn_conv2d (seen when it ran)" in str(error)
+
+    def closes_the_pipe(image, kernel):   # finds the record's write end among its descriptors, and closes it
+        import fcntl
+        for fd in range(3, 1024):
+            with contextlib.suppress(OSError):
+                if os.fstat(fd).st_ino == os.fstat(pipe2.read_fd).st_ino and \
+                        fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY:
+                    os.close(fd)
+        return _loops(image, kernel)
+    import contextlib
+    pipe2 = record.RecordPipe()
+    cut = recorded_judge({"conv2d": closes_the_pipe}, fd=pipe2.write_fd)
+    cut.read_record = pipe2.lines
+    pipe2.write_fd = None   # the 'kernel' owns the write end now
+    printed, error = cut.run(TEST_CONV2D, "t")
+    assert "cut the grader's record of the call short" in str(error)
+    pipe.close()
+    pipe2.close()
+
+
+def test_the_audit_hook_notes_code_built_at_run_time_by_the_students_code(tmp_path):
+    record = agent.Record(None)
+    record.audit("marshal.loads", (b"",))
+    record.audit("compile", ("x = 1", "<string>"))
+    record.audit("compile", ("x = 1", None))            # (what some libraries compile: no file)
+    handed_in = tmp_path / "fast_ops.txt"
+    handed_in.write_text("x = 1\n")
+    record.audit("compile", ("x = 1", str(handed_in)))
+    record.audit("open", ("notes.txt", "r", 0))        # not a step that hides code
+    whats = [note["what"] for note in record.taken(None)]
+    assert whats[:2] == ["loaded code from bytes (marshal)",
+                         "compiled code from text built at run time (compile, exec or eval of a string)"]
+    assert len(whats) == 3 and whats[2].startswith("loaded code from a file that is not a Python module (") \
+        and whats[2].endswith("/fast_ops.txt)")

@@ -7,7 +7,8 @@
                  (one cgroup per sandbox: memory and processes as a whole)
     pages        what a student displayed or wrote, made inert for the formgrader and the feedback
     tamper/guard the static scan of student cells and the runtime guard in the kernel
-    libraryscan  library convolutions in a from-scratch answer
+    libraryscan  library convolutions in a from-scratch answer, found in its source
+    record       the grader's end of the kernel's record of what a from-scratch answer ran (agent.Record)
     markscheme, mathjax  the formgrader's mark schemes and the feedback's local MathJax
 Imports only coursetools.core.
 """

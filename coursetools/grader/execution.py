@@ -33,7 +33,7 @@ from traitlets import Bool, Integer
 from coursetools.core.cells import grade_id
 from coursetools.core.events import event
 from coursetools.core.limits import DEFAULT_LIMITS
-from coursetools.grader import judge, sandbox, tamper
+from coursetools.grader import judge, record, sandbox, tamper
 from coursetools.grader.preprocessors import METADATA_KEY, add_events, cell_label, failure_output
 
 MEMORY_ERRORS = ("MemoryError", "OutOfMemoryError")
@@ -130,6 +130,7 @@ class ResilientExecute(Execute):
     def create_kernel_manager(self):
         """A sandboxed kernel manager that sees a fresh copy of this student's submitted folder."""
         if not self.sandbox:
+            self.kernel_manager_class = record.RecordingKernelManager
             return super().create_kernel_manager()
         self.kernel_manager_class = sandbox.SandboxedKernelManager
         km = super().create_kernel_manager()
@@ -216,6 +217,9 @@ class ResilientExecute(Execute):
             grading.guard_ok = bool(reply) and reply["content"].get("status") == "ok"
             if not grading.guard_ok:
                 self.log.warning("The tamper guard could not be installed: %s", reply and reply["content"])
+        if grading.judge is not None:  # the record's audit hook starts after the grader's own set-up code
+            with contextlib.suppress(judge.TestDidNotRun, judge.KernelLost):
+                grading.judge.remote.request(op="arm")
         self._wrap_every_cell()
 
     def _cap_memory_from_outside(self):
@@ -268,10 +272,15 @@ class ResilientExecute(Execute):
         code_cells = tamper.instructor_code_cells(pathlib.Path(source) / f"{info.get('notebook', '')}.ipynb")
         grading.graded_names = tamper.graded_names(code_cells)
         graded = judge.Judge(self._rpc, source, instructor, student, seed_material=seed, on_event=self._event,
-                             code_cells=code_cells)
+                             code_cells=code_cells, read_record=self._read_record)
         grading.setup_names = sorted(graded.setup.served)
         grading.instructor_cells = {source for kind, _, source in code_cells if kind == "code"}
         return graded
+
+    def _read_record(self):
+        """The notes the kernel wrote into its record pipe since the last read (None: it has no pipe)."""
+        pipe = getattr(self.km, "record", None)
+        return pipe.lines() if pipe is not None and pipe.read_fd is not None else None
 
     def _rpc(self, request):
         """One request to the kernel's agent, within the judged cell's time; its answer as a dict."""
@@ -378,7 +387,9 @@ class ResilientExecute(Execute):
                 reply = self._silent("", {CELL_KEY: question})
                 result = reply and reply["content"].get("user_expressions", {}).get(CELL_KEY)
         try:
-            told = json.loads(ast.literal_eval(result["data"]["text/plain"]))["value"] or {}
+            answer = json.loads(ast.literal_eval(result["data"]["text/plain"]))
+            told = answer["value"] or {}
+            grading.judge.take_notes(answer.get("notes"))
         except Exception:  # noqa: BLE001 - no answer, or a forged one
             self._event("suspicious", "the grader could not learn what this cell bound (its agent gave no answer)",
                         cell, index)

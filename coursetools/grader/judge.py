@@ -84,6 +84,8 @@ class Remote(agent.Tagged):
         self._left = {}     # token -> what the student's code left in its copy of that array (never the test's)
         self._sent = {}     # token -> the test's array as last sent
         self.on_change = None   # (function name, [argument labels]) -> None: a call wrote into the test's inputs
+        self.on_notes = None    # (graded name, call number, notes kept in the kernel) -> None: after a watched call
+        self._calls = 0
 
     def request(self, **request):
         answer = self.rpc(request)
@@ -170,10 +172,19 @@ class Remote(agent.Tagged):
             return value
         return self._left.get(token, value)
 
-    def call(self, handle, name, args, kwargs, **flags):
-        """Call a handle in the kernel; the answer. Tells ``on_change`` which of the test's arrays it wrote into."""
+    def call(self, handle, name, args, kwargs, watched=None):
+        """Call a handle in the kernel; the answer. Tells ``on_change`` which of the test's arrays it wrote into.
+
+        A call ``watched`` (the graded name of a from-scratch function) runs under the kernel's record
+        (``agent.Record``), and ``on_notes`` hears what it ran."""
+        flags = {}
+        if watched is not None:
+            self._calls += 1
+            flags["record"] = self._calls
         answer = self.request(op="call", handle=handle, args=[self.encode(a) for a in args],
                               kwargs={str(k): self.encode(v) for k, v in kwargs.items()}, **flags)
+        if watched is not None and self.on_notes is not None:
+            self.on_notes(watched, self._calls, answer.get("notes"))
         changed = {int(token) for token in answer.get("changed") or {}}
         if changed and self.on_change is not None:
             sent = [(f"argument {n + 1}", a) for n, a in enumerate(args)] + [(f"`{k}`", v) for k, v in kwargs.items()]
@@ -198,13 +209,10 @@ class RemoteFunction:
         self.__name__ = self.__qualname__ = info.get("name") or "function"
         self._type = info.get("type", "")
 
-    def __call__(self, *args, **kwargs):
-        return self._remote.result(self._remote.call(self._handle, self.__name__, args, kwargs))
+    _watched = None   # the graded name of a from-scratch function: its calls run under the kernel's record
 
-    def call_blocking_libraries(self, *args):
-        """Call with library convolutions and FFTs blocked in the kernel; return the names it tried to call."""
-        answer = self._remote.call(self._handle, self.__name__, args, {}, block_libraries=True)
-        return list(answer.get("blocked") or [])
+    def __call__(self, *args, **kwargs):
+        return self._remote.result(self._remote.call(self._handle, self.__name__, args, kwargs, self._watched))
 
     def __repr__(self):
         return f"<the student's function {self.__name__}>"
@@ -333,9 +341,13 @@ class Judge:
     """Runs one notebook's graded test cells in the grader, against one kernel's agent."""
 
     def __init__(self, rpc, source_dir, instructor_sources, student_sources, seed_material=None, on_event=None,
-                 code_cells=()):
+                 code_cells=(), read_record=None):
         self.remote = Remote(rpc)
         self.remote.on_change = self.changed_inputs
+        self.remote.on_notes = self.heard
+        self.read_record = read_record   # () -> the notes in the kernel's record pipe, or None (no pipe)
+        self.ran, self.hidden = {}, {}   # from-scratch name -> what the record saw it run, or hide
+        self.notes_heard = 0             # how many of those so far
         self.on_event = on_event    # on_event(kind, detail, **extra): ResilientExecute._event at grading
         self.events = []    # (kind, detail, extra) reported, each once
         self.grade_id = ""
@@ -371,7 +383,10 @@ class Judge:
         if self.setup.namespace is not None:
             with contextlib.suppress(KeyError):
                 return self.setup.value(name, self.position if before is None else before)
-        return self.remote.get(name)
+        value = self.remote.get(name)
+        if isinstance(value, RemoteFunction) and name in self.from_scratch:
+            value._watched = name
+        return value
 
     def module(self, name):
         if name in self.modules:
@@ -405,8 +420,10 @@ class Judge:
                 return original(func, name, probe_args, allowed, hint)
             name = name or func.__name__
             found = libraryscan.library_calls(sources, func.__name__)
-            if not found:
-                found = sorted(set(func.call_blocking_libraries(*probe_args)))
+            if not found and func._watched is not None:
+                with contextlib.suppress(Exception):  # what it raises is another test's business
+                    func(*probe_args)
+                found = self.seen_running(func._watched)
             if found:
                 checks.failures.fail(f"{name} must compute the convolution itself.", allowed,
                                      "a call to " + ", ".join(found), hint=hint)
@@ -416,9 +433,43 @@ class Judge:
         checks.GRADING_SEED = self.seed_material
 
     def library_verdict(self, source):
-        """The failure for a test of a from-scratch function that uses a library convolution, or None."""
-        message = libraryscan.refusal(source, self.from_scratch, self.student_sources)
+        """The failure for a test of a from-scratch function that uses a library convolution, or None: found in
+        its source, or seen in the kernel's record when it ran."""
+        message = libraryscan.refusal(source, self.from_scratch, self.student_sources, self.seen_running)
         return None if message is None else self.module("convcheck").CheckFailure(message)
+
+    def seen_running(self, name):
+        """What the kernel's record saw from-scratch function ``name`` run that it must not (sorted texts)."""
+        return sorted({f"{what} (seen when it ran)" for what in self.ran.get(name, ())} |
+                      {f"code that hid what it ran: it {what}" for what in self.hidden.get(name, ())})
+
+    def heard(self, name, call, kept):
+        """The notes of watched call ``call`` of ``name``: from the pipe (where the kernel has one) and kept."""
+        piped = self.take_notes()
+        notes = [n for n in piped or () if n.get("call") == call]
+        if piped is not None and not any(n.get("kind") == "end" for n in notes):  # (the pipe's own end only)
+            notes.append({"kind": "hid", "what": "cut the grader's record of the call short"})
+        notes += [n for n in kept or () if isinstance(n, dict) and n.get("call") == call]
+        for note in notes:
+            kind, what = note.get("kind"), str(note.get("what"))[:300]
+            if kind in ("ran", "hid"):
+                self.notes_heard += 1
+            if kind == "ran":
+                self.ran.setdefault(name, set()).add(what)
+                self.report("library_ran", f"{name} ran {what}: a library operation that can convolve",
+                            test=self.grade_id)
+            elif kind == "hid":
+                self.hidden.setdefault(name, set()).add(what)
+                self.report("record_hidden", f"while {name} was graded, its code {what}", test=self.grade_id)
+
+    def take_notes(self, kept=()):
+        """Read the pipe; report the notes made outside graded calls (and those ``kept`` in the kernel). The
+        pipe's notes of graded calls are returned (None: the kernel has no pipe)."""
+        piped = self.read_record() if self.read_record is not None else None
+        for note in [*(piped or ()), *(kept or ())]:
+            if isinstance(note, dict) and note.get("call") is None and note.get("kind") in ("unreadable", "hid"):
+                self.report("unreadable_code", str(note.get("what"))[:300])
+        return piped
 
     def run(self, source, grade_id=""):
         """Run one test cell's code; return (printed text, the exception it raised or None)."""
@@ -432,6 +483,7 @@ class Judge:
         self.setup.begin()
         printed = io.StringIO()
         error = None
+        heard = self.notes_heard
         try:
             code = compile(source, f"<test {grade_id}>", "exec")
             with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
@@ -439,6 +491,9 @@ class Judge:
         except (Exception, TestDidNotRun) as raised:  # noqa: BLE001 - every failure of the test is its verdict
             error = raised
         finally:
+            seen = self.library_verdict(source) if self.notes_heard != heard else None
+            if seen is not None and not isinstance(error, TestDidNotRun):
+                error = seen   # what the record saw while this test ran decides too
             self.kept.update({k: v for k, v in namespace.bound_by_test().items()
                               if not isinstance(v, (RemoteFunction, RemoteObject))})
             namespace.clear()

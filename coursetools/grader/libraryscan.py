@@ -10,7 +10,11 @@
   spectra is still a library convolution;
 * a name built from strings (``getattr(F, "conv" + "2d")``, ``importlib.import_module(...)``,
   ``__import__(...)``), when the strings spell one of the above or cannot be read;
-* the checks module's own references (``convcheck.conv2d_reference`` and its kin).
+* the checks module's own references (``convcheck.conv2d_reference`` and its kin);
+* a compiler (``torch.jit``, ``torch.compile``), whose code runs where the kernel's record cannot follow.
+
+This is the first line. The second is the kernel's record of what a from-scratch function ran
+(``agent.Record``), which sees a library operation however the code that reached it was written.
 
 Loops, slicing, ``np.pad``, ``sliding_window_view``, ``einsum``, ``tensordot`` and ``@`` are
 the exercise's own tools and are not reported.
@@ -26,6 +30,8 @@ FFTS = {"fft", "fft2", "fftn", "rfft", "rfft2", "rfftn", "ifft", "ifft2", "ifftn
         "hfft", "ihfft"}
 CHECKS_REFERENCES = {"conv2d_reference", "_batch_reference", "_reference_conv", "_torch_conv", "_numpy_conv",
                      "map_of", "_convolution", "_conv_forward", "mkldnn_convolution", "cudnn_convolution"}
+# compilers whose code runs where the kernel's record cannot follow it (TorchScript, torch.compile)
+COMPILERS = {"jit", "_dynamo", "_inductor", "CompilationUnit"}
 CHECKS_MODULE = "convcheck"  # anything of it (or of its submodules) used inside a student's function is reported
 DYNAMIC = {"getattr", "__import__", "import_module", "eval", "exec", "compile", "vars", "globals", "locals"}
 MODULE_ROUTES = {"__import__", "importlib", "sys", "builtins", "globals", "vars", "locals"}
@@ -58,7 +64,8 @@ def _strings(node):
 
 def _is_library_text(text):
     """Whether a dotted name (or a module path) names a convolution, an FFT or a checks reference."""
-    return bool(set(text.replace("/", ".").split(".")) & (CONVOLUTIONS | FFTS | CHECKS_REFERENCES))
+    parts = text.replace("/", ".").split(".")
+    return bool(set(parts) & (CONVOLUTIONS | FFTS | CHECKS_REFERENCES | COMPILERS)) or parts[:2] == ["torch", "compile"]
 
 
 class _Program:
@@ -126,6 +133,8 @@ def _uses(node, imported=()):
         text = _dotted(node) or node.attr
         if node.attr in CONVOLUTIONS | CHECKS_REFERENCES or text.split(".")[0] == CHECKS_MODULE:
             found.add(text)
+        elif node.attr in COMPILERS or text.startswith("torch.compile"):
+            found.add(f"{text} (compiled code the grader cannot follow)")
         elif node.attr in FFTS or node.attr == "fft":
             found.add(text)
     elif isinstance(node, ast.Call):
@@ -171,12 +180,13 @@ def free_names(source):
     return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} if tree else set()
 
 
-def refusal(test_source, from_scratch, student_sources):
-    """The failure message of a test that calls a from-scratch function using a library convolution, or None.
+def refusal(test_source, from_scratch, student_sources, seen_running=lambda name: ()):
+    """The failure message of a test that calls a from-scratch function using a library convolution, or None:
+    found in the student's source, or (``seen_running(name)``) seen when the function ran.
 
     Such a function earns nothing: every test that names it fails, and says which call it makes."""
     for name in sorted(free_names(test_source) & set(from_scratch)):
-        found = library_calls(student_sources, name)
+        found = library_calls(student_sources, name) or seen_running(name)
         if found:
             return (f"{name} must compute the convolution itself, so this test earns no points.\n"
                     "  expected: loops, slicing or einsum\n"

@@ -40,9 +40,8 @@ import sys
 import tempfile
 import time
 
-from jupyter_client.manager import AsyncKernelManager
 
-from coursetools.grader import cgroups
+from coursetools.grader import agent, cgroups, record
 from coursetools.grader.sandboxfs import (  # noqa: F401 - the names the grader and the tests use
     ENV_ROOT, MAX_COPIED, SANDBOX_HOME, SANDBOX_USER, SOCKETS, Mounts, PythonLayout, _more_descriptors, _overlaps,
     _walk, gpu_binds, kernel_environment, sandbox_mounts, system_binds)
@@ -166,7 +165,7 @@ IPYTHON_OWN = (".ipython/profile_default/history.sqlite", ".ipython/profile_defa
                ".cache/")  # libraries' caches (fontconfig)
 
 
-class SandboxedKernelManager(AsyncKernelManager):
+class SandboxedKernelManager(record.RecordingKernelManager):
     """A kernel manager that starts the kernel inside bubblewrap, reached over ipc sockets.
 
     Set ``submitted`` (the student's submitted folder), ``source`` (the assignment's trusted
@@ -212,12 +211,14 @@ class SandboxedKernelManager(AsyncKernelManager):
         nproc = self._make_group()
         limits = limits_command(self.memory_mb, nproc, self.max_file_mb)
         m = Mounts()
+        pipe = self.open_record()   # handed over below, by RecordingKernelManager
         try:
             submitted = self.submitted if self.submitted and os.path.isdir(self.submitted) else None
             _more_descriptors(MAX_COPIED + 256)
             command = bwrap_command(m, kernel_cmd, self._workdir, submitted,
                                     shipped_files(self.source) if self.source else {}, self.tmp_mb, self.work_mb,
-                                    limits, ["--info-fd", str(info_write)], course_root=self.course_root,
+                                    limits, ["--info-fd", str(info_write), "--setenv", agent.RECORD_FD,
+                                             str(pipe.write_fd)], course_root=self.course_root,
                                     connection=self.connection_file)
             if self._group is not None:  # the shell joins the group and becomes bwrap: all the sandbox is inside
                 files = self._group.procs_files()
