@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from coursetools.grader import agent, judge, libraryscan, setupcells
+from coursetools.grader import agent, judge, libraryscan, recorder, setupcells
 from conftest import REPO
 
 SOURCE = REPO / "source" / "session10"
@@ -450,7 +450,7 @@ def test_a_student_cell_that_rebinds_a_set_up_name_is_named():
     assert told == {"rebound": [], "altered": [], "watched": ["digit"]}
 
 
-# --- the kernel's record of what a from-scratch function ran (agent.Record), the second line after the scan
+# --- the kernel's record of what a from-scratch function ran (recorder.Record), the second line after the scan
 
 def recorded_judge(namespace, fd=None):
     """A judge over an agent with a record (kept in memory, or written to ``fd``); conv2d is from scratch.
@@ -458,7 +458,7 @@ def recorded_judge(namespace, fd=None):
     torch is loaded first, as the set-up cells of 07 and 10 load it before any graded call."""
     import torch  # noqa: F401
     helper = agent.Agent(namespace)
-    helper.record = agent.Record(fd)
+    helper.record = recorder.Record(fd)
     return judge.Judge(lambda request: json.loads(helper.serve(json.dumps(request))), SOURCE,
                        ["import numpy as np\nimport convcheck\n", "convcheck.check_no_library_conv(conv2d)"], [])
 
@@ -569,7 +569,7 @@ def test_notes_go_out_through_the_pipe_at_once_and_a_cut_pipe_is_a_hidden_call()
 
 
 def test_the_audit_hook_notes_code_built_at_run_time_by_the_students_code(tmp_path):
-    record = agent.Record(None)
+    record = recorder.Record(None)
     record.audit("marshal.loads", (b"",))
     record.audit("compile", ("x = 1", "<string>"))
     record.audit("compile", ("x = 1", None))            # (what some libraries compile: no file)

@@ -8,7 +8,8 @@
     pages        what a student displayed or wrote, made inert for the formgrader and the feedback
     tamper/guard the static scan of student cells and the runtime guard in the kernel
     libraryscan  library convolutions in a from-scratch answer, found in its source
-    record       the grader's end of the kernel's record of what a from-scratch answer ran (agent.Record)
+    recorder     the kernel's record of what a from-scratch answer ran (sent with the agent)
+    record       the grader's end of that record: its pipe and the kernel manager that opens it
     markscheme, mathjax  the formgrader's mark schemes and the feedback's local MathJax
 Imports only coursetools.core.
 """

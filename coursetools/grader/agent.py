@@ -23,12 +23,8 @@ import importlib
 import io
 import json
 import os
-import re
 import sys
-import sysconfig
-import threading
 
-RECORD_FD = "COURSETOOLS_RECORD_FD"   # the environment variable that names the grader's pipe in the kernel
 MAX_ANSWER = 64 * 2**20   # characters; a larger answer is refused
 # dict subclasses that cross as themselves (any other arrives as a plain dict), and the default
 # factories a defaultdict keeps (another arrives as None: a missing key then raises KeyError)
@@ -447,164 +443,6 @@ class Agent(Tagged):
 
 
 
-class Record:
-    """What the student's code ran, noted where that code cannot take the note back.
-
-    Set up with the agent, before any student code runs. Two sources feed it:
-
-    * during a graded call of a from-scratch function (``watching``): a profile function (this thread,
-      and threads started through ``threading``) notes every library operation that can convolve: a
-      builtin, a torch operator (``torch.ops``), or a function of an installed library, whose name says
-      convolution, correlation or FFT, whatever name the student's code reached it by. Steps that would
-      hide what runs (switching the profile off, a thread, a process, stack frames, the grader's
-      classes) are noted as hiding;
-    * always: an audit hook (PEP 578; nothing can remove one) notes the steps the student's own code
-      takes that make code the grader cannot read (code built from text or bytes, a swapped
-      ``__code__``, ctypes) or that reach into the grader (frames, the collector, profile and trace).
-
-    Each note is written at once to the grader's pipe (``fd``, handed to the kernel when it starts), so
-    whatever runs next cannot unsend it. Without a pipe (a kernel started some other way) notes are kept
-    here too and sent with the call's answer."""
-
-    OPERATION = re.compile(r"(?<!locale)conv(?!ert)|correlat|fft|stft|filter2d|lfilter|sosfilt|upfirdn|sepfir",
-                           re.IGNORECASE)
-    HIDING = {"setprofile": "switched a profile function (sys.setprofile)",
-              "settrace": "set a trace function (sys.settrace)",
-              "_start_new_thread": "started a thread", "start_new_thread": "started a thread",
-              "start_joinable_thread": "started a thread", "fork": "started a process",
-              "forkpty": "started a process", "fork_exec": "started a process", "posix_spawn": "started a process",
-              "posix_spawnp": "started a process", "system": "started a process", "execv": "started a process",
-              "execve": "started a process", "getprofile": "read the profile function (sys.getprofile)"}
-    FROM_STUDENT = {"__subclasses__": "listed a class's subclasses (__subclasses__)",
-                    "_getframe": "read stack frames (sys._getframe)"}
-    AUDITED = {"compile": "compiled code from text built at run time (compile, exec or eval of a string)",
-               "exec": "ran a code object it built",
-               "marshal.loads": "loaded code from bytes (marshal)", "code.__new__": "built a code object",
-               "function.__new__": "built a function from a code object", "sys._getframe": "read stack frames",
-               "gc.get_objects": "searched the garbage collector", "gc.get_referrers": "searched the garbage collector",
-               "gc.get_referents": "searched the garbage collector", "sys.setprofile": "set a profile function",
-               "sys.settrace": "set a trace function", "sys.addaudithook": "added an audit hook",
-               "object.__setattr__": "swapped a function's code (__code__)"}
-    MAX_NOTES = 50
-    write, getframe, dumps = staticmethod(os.write), staticmethod(sys._getframe), staticmethod(json.dumps)
-    setprofile, getprofile, threading = staticmethod(sys.setprofile), staticmethod(sys.getprofile), threading
-
-    def __init__(self, fd):
-        self.fd = fd
-        self.kept, self.said = [], set()   # notes not yet handed over; what was said (never twice)
-        self.call = None           # the graded call being watched, or None
-        self.counted = 0           # notes of the current call (or of the cells, before the first call)
-        self.busy = False          # inside this record's own code: its events are not the student's
-        paths = sysconfig.get_paths()
-        roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if paths.get(k)}
-        # the grader's own code in the kernel (this agent, the guard) is trusted as the libraries are
-        self.trusted = tuple(sorted(roots | {os.path.realpath(r) for r in roots})) + (
-            "<grader agent>", "<coursetools-guard>", "<frozen ")
-        self.profiler = self.profile   # one bound method, so that sys.getprofile() can be compared with it
-        self.armed = False
-
-    def arm(self):
-        """Start the audit hook: once the grader's own set-up code has run, before the first cell."""
-        if not self.armed:
-            self.armed = True
-            sys.addaudithook(self.audit)
-
-    def note(self, kind, what):
-        """Write one note to the grader: each once, at most MAX_NOTES per call (a call's end always)."""
-        if kind != "end":
-            key = (kind, what, self.call)
-            if key in self.said or self.counted >= self.MAX_NOTES:
-                return
-            self.said.add(key)
-            self.counted += 1
-        line = {"kind": kind, "what": what, "call": self.call}
-        self.kept.append(line)
-        if self.fd is not None:
-            try:
-                self.write(self.fd, (self.dumps(line) + "\n").encode())
-            except OSError:
-                self.fd = None   # the grader reads a call without its end as a call that hid what it ran
-
-    def library(self, filename):
-        return filename.startswith(self.trusted)
-
-    def loaded_file(self, filename):
-        """Whether code compiled under ``filename`` came from a file that is not a module: a handed-in
-        ``.txt`` loaded by an import loader, say (cells and modules end in .py; text compiled is <string>)."""
-        if not isinstance(filename, (str, bytes, os.PathLike)):
-            return False
-        name = os.fsdecode(filename)
-        return not name.startswith("<") and not name.endswith(".py") and not self.library(name) and \
-            os.path.isfile(name)
-
-    def audit(self, event, args):
-        if self.busy or event not in self.AUDITED and not event.startswith("ctypes."):
-            return
-        self.busy = True
-        try:
-            if event == "object.__setattr__" and (len(args) < 2 or args[1] != "__code__"):
-                return
-            if event == "compile" and len(args) > 1 and self.loaded_file(args[1]):
-                self.note("hid" if self.call is not None else "unreadable",
-                          f"loaded code from a file that is not a Python module ({os.fsdecode(args[1])[-80:]})")
-                return
-            caller = self.getframe(1)
-            if caller is not None and self.library(caller.f_code.co_filename):
-                return
-            self.note("hid" if self.call is not None else "unreadable",
-                      self.AUDITED.get(event) or "used ctypes (" + event + ")")
-        finally:
-            self.busy = False
-
-    def profile(self, frame, event, arg):
-        if self.busy or self.call is None:
-            return
-        if event == "c_call":
-            name = getattr(arg, "__name__", "") or ""
-            if self.OPERATION.search(name):
-                self.note("ran", f"{getattr(arg, '__module__', None) or type(getattr(arg, '__self__', None)).__name__}"
-                                 f".{name}")
-            elif name in self.HIDING:
-                self.note("hid", self.HIDING[name])
-            elif name in self.FROM_STUDENT and not self.library(frame.f_code.co_filename):
-                self.note("hid", self.FROM_STUDENT[name])
-        elif event == "call":
-            code = frame.f_code
-            if code.co_name == "__call__" and code.co_filename.endswith("_ops.py") and self.library(code.co_filename):
-                operator = str(frame.f_locals.get("self", ""))
-                if self.OPERATION.search(operator):
-                    self.note("ran", f"torch.ops.{operator}")
-            elif code.co_flags & 1 and self.OPERATION.search(code.co_name) and self.library(code.co_filename):
-                # (flag 1, CO_OPTIMIZED: a function's code, not a class body run while a module is imported)
-                module = frame.f_globals.get("__name__", "") if isinstance(frame.f_globals, dict) else ""
-                self.note("ran", f"{module}.{code.co_name}")
-
-    def watching(self, call, target, args, kwargs):
-        """Call ``target`` as graded call ``call``, noting what it runs; what it returned or raised."""
-        self.busy = True
-        self.call, self.counted = call, 0
-        self.threading.setprofile(self.profiler)
-        self.setprofile(self.profiler)
-        self.busy = False
-        try:
-            return target(*args, **kwargs)
-        finally:
-            self.busy = True
-            if self.getprofile() is not self.profiler:
-                self.note("hid", "switched the grader's profile function off")
-            self.setprofile(None)
-            self.threading.setprofile(None)
-            self.note("end", "")
-            self.call = None
-            self.busy = False
-
-    def taken(self, call):
-        """The notes kept here of graded call ``call`` (None: of the cells), handed over once."""
-        taken = [line for line in self.kept if line["call"] == call]
-        self.kept = [line for line in self.kept if line["call"] != call]
-        return taken
-
-
 _npy, _from_npy = Tagged.npy, Tagged.from_npy   # one encoding on both sides
 
 
@@ -614,8 +452,9 @@ def install(namespace, token):
     The door is a class the grader finds through built-in types alone (``door_expression``); the
     strong reference that keeps it alive sits in ``builtins``, and nothing is ever looked up there."""
     agent = Agent(namespace)
-    fd = os.environ.pop(RECORD_FD, None)
-    agent.record = Record(int(fd) if fd and fd.isdigit() else None)
+    # Record and RECORD_FD: the recorder's source runs just ahead of this one (``source()``)
+    fd = os.environ.pop(RECORD_FD, None)  # noqa: F821
+    agent.record = Record(int(fd) if fd and fd.isdigit() else None)  # noqa: F821
     door = type(token, (complex,), {"__slots__": (), "__module__": token,  # never taken for notebook code
                                     "serve": staticmethod(agent.serve)})
     builtins.__dict__[token] = door
@@ -633,6 +472,7 @@ def door_expression(token, method, argument):
 
 
 def source():
-    """This module's source, to run in a kernel."""
+    """The source to run in a kernel: the record (``coursetools.grader.recorder``), then this module."""
     import inspect
-    return inspect.getsource(sys.modules[__name__])
+    from coursetools.grader import recorder
+    return inspect.getsource(recorder) + "\n\n" + inspect.getsource(sys.modules[__name__])

@@ -176,7 +176,7 @@ class Remote(agent.Tagged):
         """Call a handle in the kernel; the answer. Tells ``on_change`` which of the test's arrays it wrote into.
 
         A call ``watched`` (the graded name of a from-scratch function) runs under the kernel's record
-        (``agent.Record``), and ``on_notes`` hears what it ran."""
+        (``recorder.Record``), and ``on_notes`` hears what it ran."""
         flags = {}
         if watched is not None:
             self._calls += 1

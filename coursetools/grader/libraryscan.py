@@ -14,7 +14,7 @@
 * a compiler (``torch.jit``, ``torch.compile``), whose code runs where the kernel's record cannot follow.
 
 This is the first line. The second is the kernel's record of what a from-scratch function ran
-(``agent.Record``), which sees a library operation however the code that reached it was written.
+(``recorder.Record``), which sees a library operation however the code that reached it was written.
 
 Loops, slicing, ``np.pad``, ``sliding_window_view``, ``einsum``, ``tensordot`` and ``@`` are
 the exercise's own tools and are not reported.

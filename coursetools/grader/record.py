@@ -1,7 +1,7 @@
-"""The grader's end of the kernel's record of what the student's code ran (``agent.Record`` writes it).
+"""The grader's end of the kernel's record of what the student's code ran (``recorder.Record`` writes it).
 
 The grader makes a pipe before the kernel starts and hands the kernel its write end (named by the
-environment variable ``agent.RECORD_FD``). The kernel writes each note at once, one JSON line, so
+environment variable ``recorder.RECORD_FD``). The kernel writes each note at once, one JSON line, so
 code that runs after a note cannot take it back; the grader reads what is there after each graded
 call and each cell. A kernel manager that hands the pipe over is ``RecordingKernelManager``
 (``sandbox.SandboxedKernelManager`` builds on it).
@@ -13,9 +13,9 @@ import os
 
 from jupyter_client.manager import AsyncKernelManager
 
-from coursetools.grader import agent
+from coursetools.grader import recorder
 
-PIPE_BYTES = 1 << 20   # room for every note a kernel may write (agent.Record.MAX_NOTES lines), so it never waits
+PIPE_BYTES = 1 << 20   # room for every note a kernel may write (recorder.Record.MAX_NOTES lines), so it never waits
 
 
 class RecordPipe:
@@ -77,7 +77,7 @@ class RecordingKernelManager(AsyncKernelManager):
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         record = self.record if self.record is not None and self.record.write_fd is not None else self.open_record()
         kw["pass_fds"] = tuple(dict.fromkeys((*kw.get("pass_fds", ()), record.write_fd)))
-        kw["env"] = {**(kw.get("env") or os.environ), agent.RECORD_FD: str(record.write_fd)}
+        kw["env"] = {**(kw.get("env") or os.environ), recorder.RECORD_FD: str(record.write_fd)}
         try:
             return await super()._async_launch_kernel(kernel_cmd, **kw)
         finally:

@@ -41,7 +41,7 @@ import tempfile
 import time
 
 
-from coursetools.grader import agent, cgroups, record
+from coursetools.grader import cgroups, record, recorder
 from coursetools.grader.sandboxfs import (  # noqa: F401 - the names the grader and the tests use
     ENV_ROOT, MAX_COPIED, SANDBOX_HOME, SANDBOX_USER, SOCKETS, Mounts, PythonLayout, _more_descriptors, _overlaps,
     _walk, gpu_binds, kernel_environment, sandbox_mounts, system_binds)
@@ -217,7 +217,7 @@ class SandboxedKernelManager(record.RecordingKernelManager):
             _more_descriptors(MAX_COPIED + 256)
             command = bwrap_command(m, kernel_cmd, self._workdir, submitted,
                                     shipped_files(self.source) if self.source else {}, self.tmp_mb, self.work_mb,
-                                    limits, ["--info-fd", str(info_write), "--setenv", agent.RECORD_FD,
+                                    limits, ["--info-fd", str(info_write), "--setenv", recorder.RECORD_FD,
                                              str(pipe.write_fd)], course_root=self.course_root,
                                     connection=self.connection_file)
             if self._group is not None:  # the shell joins the group and becomes bwrap: all the sandbox is inside
