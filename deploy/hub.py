@@ -31,6 +31,8 @@ REPO = DEPLOY.parent
 COURSE_ID = "nn-engineers-session10"
 SRV = pathlib.Path("/srv/nbgrader")
 EXCHANGE = SRV / "exchange"
+STATIC = SRV / "static"
+MATHJAX_SETTINGS = REPO / "coursetools" / "grader" / "templates" / "base" / "coursetools_mathjax_config.js"
 COURSE_DIR = SRV / "courses" / COURSE_ID
 ETC = pathlib.Path("/etc/jupyter")
 SYSTEM_CONFIG = ETC / "nbgrader_config.py"
@@ -185,6 +187,11 @@ class ClassHub:
         SRV.mkdir(mode=0o755)
         EXCHANGE.mkdir(mode=0o755)
         EXCHANGE.chmod(0o1777)
+        # the feedback's MathJax settings, served by every single-user server without a login
+        # (extra_static_paths, jupyterhub_config.py): what a page opened through /files/ can load
+        STATIC.mkdir(mode=0o755)
+        shutil.copyfile(MATHJAX_SETTINGS, STATIC / MATHJAX_SETTINGS.name)
+        (STATIC / MATHJAX_SETTINGS.name).chmod(0o644)
         (EXCHANGE / COURSE_ID).mkdir()
         shutil.chown(EXCHANGE / COURSE_ID, self.instructors[0], self.instructors[0])
 
@@ -231,7 +238,7 @@ class ClassHub:
         settings = {"port": self.port, "hub_port": hub_port, "api_port": api_port, "state": str(self.state),
                     "proxy": str(PROXY), "venv": str(self.venv), "auth": self.auth, "password": self.password,
                     "instructors": self.instructors, "graders": self.graders, "students": self.students,
-                    "student_config": str(STUDENT_CONFIG)}
+                    "student_config": str(STUDENT_CONFIG), "static": str(STATIC)}
         (self.state / "settings.json").write_text(json.dumps(settings))
         env = dict(os.environ, COURSE_HUB_SETTINGS=str(self.state / "settings.json"),
                    PATH=f"{self.venv}/bin:{os.environ.get('PATH', '/usr/bin:/bin')}")

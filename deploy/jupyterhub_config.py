@@ -51,6 +51,8 @@ c.JupyterHub.load_groups = {"instructors": {"users": S["instructors"]}, "graders
 c.JupyterHub.spawner_class = "localprocess"
 SINGLEUSER = [f"{S['venv']}/bin/jupyterhub-singleuser"]
 c.Spawner.cmd = SINGLEUSER
+# The feedback's MathJax settings (deploy/hub.py puts them there), served without a login
+c.Spawner.args = [f"--ServerApp.extra_static_paths={S['static']}"]
 c.Spawner.default_url = "/lab"
 c.Spawner.environment = {"PATH": f"{S['venv']}/bin:/usr/local/bin:/usr/bin:/bin"}
 c.Spawner.start_timeout = 120

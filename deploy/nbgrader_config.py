@@ -50,5 +50,9 @@ class FetchFeedbackWithMathJax(ExchangeFetchFeedback):
                 _copy_public(src, os.path.join(self.dest_path, timestamp, MATHJAX))
 
 
+# Opened through the student's server (/files/), a page is sandboxed and reaches only what needs no
+# login: MathJax and its settings from the server's static files (coursetools.grader.mathjax).
+c.LocalMathJax.server_url = "/user/{student}/"
+
 c.ExchangeFactory.release_feedback = ReleaseFeedbackWithMathJax
 c.ExchangeFactory.fetch_feedback = FetchFeedbackWithMathJax

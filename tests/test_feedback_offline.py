@@ -130,6 +130,24 @@ def test_feedback_loads_mathjax_from_beside_the_page(course):
     assert list((local.parent / "fonts" / "HTML-CSS" / "STIX-Web" / "woff").glob("*.woff"))
 
 
+def test_feedback_for_a_hub_also_loads_mathjax_from_the_students_server(course):
+    """With LocalMathJax.server_url (deploy/nbgrader_config.py), a page served by Jupyter's sandboxed
+    /files/ (no login cookie) loads the settings and MathJax from the server's static files; opened
+    as a file, the copy beside it still loads first."""
+    page = feedback_page(course)
+    try:
+        nbgrader(course, "generate_feedback", ASSIGNMENT, "--force", "--LocalMathJax.server_url=/user/{student}/")
+        html = page.read_text()
+        assert SCRIPT_SRC.findall(html) == [mathjax.FEEDBACK_URL,
+                                            f"/user/{STUDENT}/{mathjax.SERVER_PATH}?config={mathjax.CONFIG}"]
+        settings = re.findall(r"""<script src="([^"]*config[^"]*\.js)"></script>""", html)
+        assert settings == [f"mathjax/{mathjax.SETTINGS_FILE}", f"/user/{STUDENT}/static/{mathjax.SETTINGS.name}"]
+        assert not CDN_MATHJAX.search(html)
+    finally:
+        nbgrader(course, "generate_feedback", ASSIGNMENT, "--force")
+    assert SCRIPT_SRC.findall(page.read_text()) == [mathjax.FEEDBACK_URL]
+
+
 def test_formgrader_sees_mark_scheme_under_the_answer(course):
     nb = nbformat.read(course / "autograded" / STUDENT / ASSIGNMENT / f"{NOTEBOOK}.ipynb", as_version=4)
     answer = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "ps1_why")

@@ -37,6 +37,10 @@ ANSWERS = {   # the code answer (2 points, autograded); student 2's is wrong on 
 WRITTEN = {STUDENTS[0]: 2, STUDENTS[1]: 1}   # hand-given points for the written answer q1 (of 2)
 ART = REPO / "artifacts" / "hub"
 TIMEOUT = 120_000
+# Whether MathJax typeset the page, polled from here: a string evaluated by wait_for_function is refused
+# by the page's CSP.
+TYPESET = ("() => !!(window.MathJax && MathJax.isReady && MathJax.Hub.queue.pending === 0"
+           " && document.querySelectorAll('.MathJax').length >= 3)")
 TIMES = []
 
 
@@ -218,6 +222,9 @@ def test_a_term_through_the_hub(class_hub, browser):
             assert found, f"{user}: no feedback fetched"
             relative = found.splitlines()[0]
             # Through the hub, as the student opens it from their server: own scores, no one else's work.
+            heard = []   # what the page's loads said, for the message when MathJax does not typeset
+            page.on("console", lambda message, heard=heard: heard.append(f"console: {message.text}"))
+            page.on("response", lambda response, heard=heard: heard.append(f"{response.status} {response.url}"))
             page.goto(f"{hub.url}/user/{user}/files/{urllib.parse.quote(relative)}")
             text = page.inner_text("body")
             shots(page, f"{user}_feedback")
@@ -226,6 +233,15 @@ def test_a_term_through_the_hub(class_hub, browser):
             other = [s for s in STUDENTS if s != user][0]
             assert other not in text, f"{user}'s feedback mentions {other}"
             assert f"({user})" in text
+            # Served by /files/ (sandboxed: its requests carry no hub cookie), the page typesets with the
+            # settings and MathJax from the student's server's static files (LocalMathJax.server_url).
+            deadline = time.monotonic() + 60
+            while not page.evaluate(TYPESET):
+                assert time.monotonic() < deadline, ("MathJax did not typeset the feedback served by /files/:\n"
+                                                     + "\n".join(heard))
+                page.wait_for_timeout(250)
+            assert "\\mathbb" not in page.inner_text("body"), "raw TeX left on the page served by /files/"
+            shots(page, f"{user}_feedback_files_maths")
             # The maths: MathJax came through the exchange beside the page, which typesets with every
             # network request refused. Opened as a file: jupyter_server serves /files/ sandboxed (an
             # opaque origin), whose script requests carry no hub cookie (docs/hub.md, "Feedback").
@@ -235,11 +251,8 @@ def test_a_term_through_the_hub(class_hub, browser):
             refused = []
             offline.route("http*://**", lambda route: (refused.append(route.request.url), route.abort()))
             offline.goto(pathlib.Path(f"/home/{user}/{relative}").as_uri())
-            # Polled from here: a string evaluated by wait_for_function is refused by the page's CSP.
-            typeset = ("() => !!(window.MathJax && MathJax.isReady && MathJax.Hub.queue.pending === 0"
-                       " && document.querySelectorAll('.MathJax').length >= 3)")
             deadline = time.monotonic() + 60
-            while not offline.evaluate(typeset):
+            while not offline.evaluate(TYPESET):
                 assert time.monotonic() < deadline, f"MathJax did not typeset the fetched feedback (refused {refused})"
                 offline.wait_for_timeout(250)
             maths = offline.inner_text("body")

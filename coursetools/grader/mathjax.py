@@ -11,6 +11,13 @@ that the ``jupyter-server-mathjax`` package ships (MathJax 2.7, STIX-Web fonts):
   feedback pages, with the settings ``templates/base/coursetools_mathjax_config.js`` as
   ``mathjax/coursetools-config.js``; ``templates/feedback/mathjax.html.j2`` loads both from there
   (files, not inline scripts: the page's Content-Security-Policy allows scripts from its folder only).
+  Served by Jupyter's ``/files/`` (a student opening fetched feedback on a JupyterHub), the page is
+  sandboxed: its requests carry no login cookie, so that folder is out of its reach. Where
+  ``LocalMathJax.server_url`` is set (``deploy/nbgrader_config.py``: ``/user/{student}/``), the page
+  also loads the settings and MathJax from that server's static files, which need no login
+  (``<server_url>static/coursetools_mathjax_config.js``, from the folder ``deploy/`` adds to the
+  single-user servers' ``extra_static_paths``, and ``<server_url>static/jupyter_server_mathjax/``).
+  Whichever copy loads typesets the page; MathJax loads once.
 * **Formgrader** (served by Jupyter): ``jupyter-server-mathjax`` is a server extension that
   serves the same files at ``<base_url>static/jupyter_server_mathjax/``;
   ``templates/formgrade/mathjax.html.j2`` loads them from there, its settings written inline.
@@ -21,12 +28,14 @@ these two ``mathjax.html.j2`` replace nbconvert's for nbgrader's two templates o
 import functools
 import os
 import pathlib
+import urllib.parse
 
 from nbconvert.preprocessors import Preprocessor
-from traitlets import Bool
+from traitlets import Bool, Unicode
 
 TEMPLATES = pathlib.Path(__file__).resolve().parent / "templates"
 CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
+SERVER_GLOBAL = "coursetools_server_mathjax"   # the template global: the student's server's copy, or ""
 FOLDER = "mathjax"                                      # beside the feedback pages
 FEEDBACK_URL = f"{FOLDER}/MathJax.js?config={CONFIG}"   # what a feedback page loads
 SETTINGS = TEMPLATES / "base" / "coursetools_mathjax_config.js"
@@ -97,6 +106,10 @@ class LocalMathJax(Preprocessor):
     """
 
     enabled = Bool(True, help="nbconvert skips a preprocessor that is not enabled.").tag(config=True)
+    server_url = Unicode("", help="The student's Jupyter server, as a path with {student} in it (on a "
+                                  "JupyterHub: '/user/{student}/'): the page also loads MathJax from its "
+                                  "static files, for when it is opened through the server's /files/. "
+                                  "Empty: the copy beside the page only.").tag(config=True)
 
     def preprocess(self, nb, resources):
         try:
@@ -105,4 +118,14 @@ class LocalMathJax(Preprocessor):
             self.log.error("%s", error)
             return nb, resources
         resources.setdefault("outputs", {}).update(local)
+        student = (resources.get("nbgrader") or {}).get("student") or ""
+        server = ""
+        if self.server_url and student:
+            base = self.server_url.format(student=urllib.parse.quote(str(student)))
+            server = f"{base.rstrip('/')}/{SERVER_PATH}?config={CONFIG}"
+        # nbgrader's feedback template calls mathjax() without arguments, and an imported macro sees
+        # the exporter's globals, not the resources: the page about to be written reads it from there.
+        environment = getattr(self.parent, "environment", None)
+        if environment is not None:
+            environment.globals[SERVER_GLOBAL] = server
         return nb, resources
