@@ -240,20 +240,50 @@ def padded_loops(image, kernel, padding=0, flip=False):
                      for r in range(rows)])
 
 
-def test_nb08_conv2d_padded_cell_public_numpy_part_and_hidden_torch_part():
+def test_nb08_conv2d_padded_cell_public_numpy_part_and_hidden_torch_part(capsys):
     digit = np.random.default_rng(1).random((28, 28))
     namespace = run_cell("08_feature_detection", "nb08_test_conv2d_padded", conv2d_padded=padded_loops,
                          digit_image=digit)
-    assert namespace["_shape"] == (7, 7) and namespace["_padding"] == 3, "the hidden part ran to its end"
-    with pytest.raises(convcheck.CheckFailure, match=r"(?s)flipped kernel.*reference: NumPy, float64"):
+    assert [case[2] for case in namespace["_cases"]] == [0, 1, 3], "the hidden part ran"
+    assert convcheck.FLIP_NOTICE not in capsys.readouterr().out
+
+    def flipped_with_a_wrong_border(image, kernel, padding=0):
+        return padded_loops(image, kernel, padding, flip=True)[:, :-1] if padding else \
+            padded_loops(image, kernel, padding, flip=True)
+    with pytest.raises(convcheck.CheckFailure, match=r"(?s)reference: NumPy, float64"):
         run_cell("08_feature_detection", "nb08_test_conv2d_padded", digit_image=digit,
-                 conv2d_padded=functools.partial(padded_loops, flip=True))
+                 conv2d_padded=flipped_with_a_wrong_border)
 
     def right_until_padding_3(image, kernel, padding=0):  # only the hidden cases use padding 3
         return padded_loops(image, kernel, padding, flip=padding == 3)
     with pytest.raises(convcheck.CheckFailure, match=r"reference: torch on cpu"):
         run_cell("08_feature_detection", "nb08_test_conv2d_padded", digit_image=digit,
                  conv2d_padded=right_until_padding_3)
+
+
+def test_a_flip_pasted_from_07_is_told_and_charged_in_07_only(capsys):
+    """08 and 09 grade their own work: the pasted conv2d_padded that turns the kernel passes their check
+    with a notice, their answers are compared with what it computes, and the rest of 07's contract holds."""
+    digit = np.random.default_rng(1).random((28, 28))
+    flipped = functools.partial(padded_loops, flip=True)
+    assert convcheck.flips_kernel(flipped) and not convcheck.flips_kernel(padded_loops)
+    assert not convcheck.flips_kernel(lambda image, kernel, padding=0: np.zeros((1, 1)))
+    run_cell("08_feature_detection", "nb08_test_conv2d_padded", conv2d_padded=flipped, digit_image=digit)
+    assert capsys.readouterr().out.count(convcheck.FLIP_NOTICE) == 1
+    kernel = np.arange(9.0).reshape(3, 3)
+    assert np.allclose(convcheck.carried_reference(flipped)(digit, kernel, padding=1, device=convcheck.NUMPY),
+                       padded_loops(digit, kernel, 1, flip=True))
+    assert np.allclose(convcheck.carried_reference(padded_loops)(digit, kernel, padding=1, device=convcheck.NUMPY),
+                       padded_loops(digit, kernel, 1))
+
+    def flipped_in_place(image, kernel, padding=0):   # the flip, and the caller's kernel changed
+        kernel = np.asarray(kernel)
+        result = padded_loops(image, kernel, padding, flip=True)
+        if kernel.dtype == float:
+            kernel *= 2
+        return result
+    with pytest.raises(convcheck.CheckFailure, match="changed"):
+        run_cell("08_feature_detection", "nb08_test_conv2d_padded", conv2d_padded=flipped_in_place, digit_image=digit)
 
 
 DIAGONAL_KERNELS = {

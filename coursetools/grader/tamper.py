@@ -411,9 +411,9 @@ def scan_notebook(nb):
 GUARDED_MODULES = ("convcheck", "convcheck.answers", "convcheck.basic", "convcheck.batch_diagnoses",
                    "convcheck.batched", "convcheck.calls", "convcheck.contract", "convcheck.diagnoses",
                    "convcheck.failures", "convcheck.hooks", "convcheck.layers", "convcheck.library",
-                   "convcheck.references", "convcheck.single_channel", "coursedata", "numpy", "numpy.testing",
-                   "numpy.linalg", "math", "builtins", "numbers", "operator", "fractions", "torch", "torch.nn",
-                   "torch.nn.functional", "torch.testing")
+                   "convcheck.pasted", "convcheck.references", "convcheck.single_channel", "coursedata", "numpy",
+                   "numpy.testing", "numpy.linalg", "math", "builtins", "numbers", "operator", "fractions", "torch",
+                   "torch.nn", "torch.nn.functional", "torch.testing")
 
 
 def guard_install_code(token):

@@ -24,6 +24,8 @@ What the notebooks use, by topic:
 * a student's batched convolution (``batched``, ``batch_diagnoses``, ``library``): ``check_conv2d_batch``,
   ``diagnose_conv2d_batch``, ``check_no_library_conv_batch``;
 * what every convolution keeps besides its values (``contract``): ``check_contract``;
+* the conv2d_padded that 08 and 09 take from 07, its flip charged in 07 only (``pasted``):
+  ``check_pasted_conv2d``, ``carried_reference``, ``flips_kernel``, ``FLIP_NOTICE``;
 * PyTorch layers (``layers``): ``check_conv_layer``, ``check_conv_weight``, ``check_channels``.
 
 The grader and the GPU check replace a few names on this package (``hooks``): ``GRADING_SEED``,
@@ -43,6 +45,7 @@ from .single_channel import call_conv, check_conv2d, check_conv_property, check_
 from .diagnoses import diagnose_conv2d
 from .failures import NOT_WRITTEN, CheckFailure, call_student, check, check_true
 from .layers import check_channels, check_conv_layer, check_conv_weight
+from .pasted import FLIP_NOTICE, carried_reference, check_pasted_conv2d, flips_kernel
 from .library import _reject_library_conv, check_no_library_conv, check_no_library_conv_batch  # noqa: F401 - hook
 from .references import (NUMPY, _batch_reference, _torch_conv, compute_device, conv2d_reference,  # noqa: F401 - hook
                          conv_atol, precision_of, rng, tolerance)
@@ -61,5 +64,6 @@ __all__ = [
     "check_no_library_conv",
     "check_conv2d_batch", "diagnose_conv2d_batch", "check_no_library_conv_batch",
     "check_contract",
+    "check_pasted_conv2d", "carried_reference", "flips_kernel", "FLIP_NOTICE",
     "check_conv_layer", "check_conv_weight", "check_channels",
 ]

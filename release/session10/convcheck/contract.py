@@ -36,7 +36,7 @@ def _contract_cases(style, seed):
     ]
 
 
-def check_contract(func, *, name=None, style="full", seed=0):
+def check_contract(func, *, name=None, style="full", seed=0, flipped=False):
     """What every convolution keeps besides its values, each probe named in its failure.
 
     Each probe first asks for the right values on contiguous float64 copies (NumPy's reference),
@@ -48,6 +48,8 @@ def check_contract(func, *, name=None, style="full", seed=0):
       call gives (nothing cached); and with float64 inputs f(X + D) - f(X) equals f(D) for a
       tiny D (a float32 step anywhere loses that).
     ``style`` is as in ``diagnose_conv2d``, or ``"batch"`` for ``func(x, weight, bias=None, stride=1, padding=0)``.
+    ``flipped``: the values asked for are the true convolution's (a later notebook's pasted function
+    that turns the kernel, charged in 07 only: ``pasted``).
     """
     name = name or getattr(func, "__name__", "your function")
     padding = 0 if style == "conv2d" else 1
@@ -67,6 +69,8 @@ def check_contract(func, *, name=None, style="full", seed=0):
 
     def reference(args):
         x, w = (np.ascontiguousarray(a, dtype=np.float64) for a in args)
+        if flipped:
+            w = np.ascontiguousarray(w[..., ::-1, ::-1])
         if style == "batch":
             return _batch_reference(x, w, padding=padding, device=NUMPY)
         return conv2d_reference(x, w, padding=padding, device=NUMPY)
