@@ -128,6 +128,19 @@ def test_runner_semantics(tmp_path):
     assert (tmp_path / "written.txt").exists()
 
 
+
+def test_a_cell_that_takes_the_alarm_does_not_lift_the_next_cells_limit(tmp_path):
+    """A cell that ignores SIGALRM (the child's per-cell timer) leaves the later cells their time limit."""
+    cells = [dict(kind="code", source="import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)"),
+             dict(kind="tests", points=1, source="import time\nwhile True:\n    time.sleep(0.01)"),
+             dict(kind="tests", points=1, source="pass")]
+    for position, cell in enumerate(cells):
+        cell.update(grade_id=f"c{position}" if cell["kind"] == "tests" else None)
+    result = plainrun.run_cells(cells, tmp_path, timeout=1)
+    by_id = {t["grade_id"]: t for t in result["tests"]}
+    assert by_id["c1"]["error"].startswith("CellTimeoutError: the cell ran longer than 1 s"), by_id["c1"]
+    assert by_id["c2"]["passed"] and not result["crashed"]
+
 def test_notebook_runs_in_a_copy_of_its_folder(tmp_path):
     notebook = {"cells": [{"cell_type": "code", "metadata": {}, "source": "open('out.txt', 'w').write('x')",
                            "outputs": [], "execution_count": None}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}

@@ -193,10 +193,10 @@ def main():
     def on_alarm(signum, frame):
         raise CellTimeoutError(f"the cell ran longer than {payload['timeout']} s")
 
-    signal.signal(signal.SIGALRM, on_alarm)
     prefix = f"<cell {os.getpid()}:"
     for cell in payload["cells"]:
         index = cell["index"]
+        signal.signal(signal.SIGALRM, on_alarm)   # again for each cell: an earlier cell may have replaced it
         send("start", index=index)
         out, err = _Capture(), _Capture()
         sys.stdout, sys.stderr = out, err
