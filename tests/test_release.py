@@ -63,3 +63,19 @@ def test_release_carries_the_digits_and_modules():
         assert (RELEASE_DIR / name).read_bytes() == (SOURCE_DIR / name).read_bytes()
     for path in (REPO / "data" / "MNIST" / "raw").glob("*-ubyte"):
         assert (RELEASE_DIR / "data" / "MNIST" / "raw" / path.name).read_bytes() == path.read_bytes()
+
+
+def test_sample_written_answers_hand_in_the_model_answer_without_its_mark_scheme():
+    """A spec on base "solution" hands in each written answer's model answer; the mark scheme stays the
+    graders' (the formgrader shows it under the answer), and code answers are handed in whole."""
+    import nbformat
+    from coursetools.core.cells import grade_id, nbgrader_meta
+    from coursetools.core.spec import submitted_notebook
+    name = "08_feature_detection"
+    source = nbformat.read(REPO / "source" / "session10" / f"{name}.ipynb", as_version=4)
+    release = nbformat.read(REPO / "release" / "session10" / f"{name}.ipynb", as_version=4)
+    handed = {grade_id(c): c.source for c in submitted_notebook({"base": "solution"}, name, release, source).cells
+              if nbgrader_meta(c).get("solution")}
+    assert handed["nb08_q_edges_enough"].startswith("Yes: every edge map is the outline of its digit")
+    assert "Mark scheme" not in handed["nb08_q_edges_enough"] and "SOLUTION" not in handed["nb08_q_edges_enough"]
+    assert "def sobel_gradients(image):" in handed["nb08_sobel"]

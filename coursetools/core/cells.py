@@ -42,6 +42,18 @@ def solution_text(source):
     return "\n".join(line for line in source.splitlines() if not SOLUTION_MARKERS.match(line))
 
 
+MARK_SCHEME = re.compile(r"^\*\*Mark scheme\b", re.M)   # where a written answer's scheme for graders starts
+
+
+def handed_in_answer(cell):
+    """What a sample student hands in for the answer cell ``cell`` of a source notebook: its solution,
+    and for a written answer the model answer alone (the formgrader shows the mark scheme under it)."""
+    text = solution_text(cell_source(cell))
+    if cell.get("cell_type") == "markdown":
+        text = MARK_SCHEME.split(text, 1)[0].rstrip()
+    return text
+
+
 def clear_solution(source):
     """The release's version of an answer cell: nbgrader ClearSolutions' algorithm."""
     new_lines, in_solution, replaced = [], False, False

@@ -75,7 +75,7 @@ import copy
 import tomllib
 import uuid
 
-from coursetools.core.cells import cell_source, grade_id, nbgrader_meta, solution_text
+from coursetools.core.cells import cell_source, grade_id, handed_in_answer, nbgrader_meta
 
 LIST_KEYS = ("cell", "message", "insert", "delete", "file", "symlink", "flag", "omit", "blank")
 TABLE_KEYS = ("expected", "raw_notebook", "kernelspec")
@@ -118,8 +118,7 @@ def submitted_notebook(spec, name, notebook, source, restored=None):
     cells = notebook["cells"]
     releases = {grade_id(c): cell_source(c) for c in cells if grade_id(c)}
     if spec["base"] == "solution" and name not in spec.get("blank", []):
-        answers = {grade_id(c): solution_text(cell_source(c)) for c in source["cells"]
-                   if nbgrader_meta(c).get("solution")}
+        answers = {grade_id(c): handed_in_answer(c) for c in source["cells"] if nbgrader_meta(c).get("solution")}
         for cell in cells:
             if grade_id(cell) in answers:
                 cell["source"] = answers[grade_id(cell)]
