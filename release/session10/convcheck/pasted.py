@@ -39,16 +39,18 @@ def flips_kernel(func):
     return True
 
 
-def carried_reference(func):
-    """``conv2d_reference``, with the kernel turned when the student's pasted ``func`` turns it.
-
-    What a later notebook compares the answers computed with the pasted function against."""
-    flipped = flips_kernel(func)
-
+def _reference(flipped):
     def reference(image, kernel, **options):
         kernel = np.asarray(kernel)
         return conv2d_reference(image, kernel[::-1, ::-1] if flipped else kernel, **options)
     return reference
+
+
+def carried_reference(func):
+    """``conv2d_reference``, with the kernel turned when the student's pasted ``func`` turns it.
+
+    What a later notebook compares the answers computed with the pasted function against."""
+    return _reference(flips_kernel(func))
 
 
 def check_pasted_conv2d(func, cases, *, device=None, contract_seed=None, name="conv2d_padded", tell=True,
@@ -64,9 +66,7 @@ def check_pasted_conv2d(func, cases, *, device=None, contract_seed=None, name="c
     if flipped and tell:
         print(FLIP_NOTICE)
     for image, kernel, padding in cases:
-        expected = None
-        if flipped:
-            expected = conv2d_reference(image, np.asarray(kernel)[::-1, ::-1], padding=padding, device=device)
+        expected = _reference(True)(image, kernel, padding=padding, device=device) if flipped else None
         check_conv2d(func, image, kernel, expected=expected, name=name, padding=padding, style="padded",
                      device=device)
     if contract_seed is not None:
