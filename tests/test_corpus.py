@@ -35,10 +35,28 @@ def test_reference_scores_full_marks_everywhere(graded_course):
         assert entry["code_score"] == entry["max_code_score"], f"reference loses points in {notebook}: {entry}"
 
 
+def test_reference_scores_full_marks_going_further_and_the_report_shows_it_apart(graded_course):
+    from coursetools.autograde.report import render
+    from coursetools.autograde.scores import totals
+    row = graded_course.scores["reference"]
+    further = {notebook: entry for notebook, entry in row.items() if entry["max_further_score"]}
+    assert "10_summary" in further, "notebook 10 has no going-further points"
+    for notebook, entry in further.items():
+        assert entry["further_score"] == entry["max_further_score"], f"reference loses going further in {notebook}"
+    sums = totals(row, graded_course.course.notebooks())
+    assert sums["max_total"] == sums["max_code"] + sums["max_written"]   # the core's total: without going further
+    report = render(graded_course.course)
+    header = next(line for line in report.splitlines() if line.startswith("| student |"))
+    assert header.endswith("| code | written | total | going further | flags |"), header
+    reference = next(line for line in report.splitlines() if line.startswith("| reference |"))
+    assert f"| {sums['further']:g}/{sums['max_further']:g} |" in reference, reference
+
+
 def test_blank_release_scores_zero_on_code(graded_course):
     for notebook, entry in graded_course.scores["blank"].items():
         assert entry is not None, f"blank {notebook} not graded"
         assert entry["code_score"] == 0, f"the blank release earns points in {notebook}: {entry}"
+        assert entry["further_score"] == 0, f"the blank release earns going-further points in {notebook}: {entry}"
 
 
 def test_known_wrong_submissions_are_told_their_mistake(graded_course):

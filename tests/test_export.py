@@ -15,19 +15,21 @@ import pytest
 from coursetools.autograde import lms
 from coursetools.cli import main
 
+# Both import a column they do not know as a new assignment (grade item): the going-further points
+# arrive in one of their own, beside the core's.
 CANVAS_SAMPLE = """\
-Student,ID,SIS User ID,SIS Login ID,Section,session10
-Points Possible,,,,,5
-"Lovelace, Ada",1001,,ada,,4
-"Noether, Emmy",1002,,emmy,,
-"Turing, Alan",,,alan,,0
+Student,ID,SIS User ID,SIS Login ID,Section,session10,session10 going further
+Points Possible,,,,,5,1
+"Lovelace, Ada",1001,,ada,,4,1
+"Noether, Emmy",1002,,emmy,,,0
+"Turing, Alan",,,alan,,0,0
 """
 
 MOODLE_SAMPLE = """\
-First name,Last name,Username,Email address,Assignment: session10 (Real)
-Ada,Lovelace,ada,ada@example.edu,4
-Emmy,Noether,emmy,emmy@example.edu,
-Alan,Turing,alan,alan@example.edu,0
+First name,Last name,Username,Email address,Assignment: session10 (Real),Assignment: session10 going further (Real)
+Ada,Lovelace,ada,ada@example.edu,4,1
+Emmy,Noether,emmy,emmy@example.edu,,0
+Alan,Turing,alan,alan@example.edu,0,0
 """
 
 
@@ -41,8 +43,9 @@ def alembic_on_path():
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    """A gradebook with one assignment of 5 points: a 2-point test and a 3-point written answer.
-    Ada is fully graded (2 + 2), Emmy's written answer waits for a grader, Alan handed nothing in."""
+    """A gradebook with one assignment of 5 core points, a 2-point test and a 3-point written answer, and a
+    1-point going-further test. Ada is fully graded (2 + 2, and 1 going further), Emmy's written answer
+    waits for a grader (0 going further), Alan handed nothing in."""
     from nbgrader.api import Gradebook
     tmp_path = tmp_path_factory.mktemp("lms")
     url = f"sqlite:///{tmp_path / 'gradebook.db'}"
@@ -52,6 +55,7 @@ def course(tmp_path_factory):
         gb.add_grade_cell("test_count", "01_recap", "session10", max_score=2, cell_type="code")
         gb.add_grade_cell("written", "01_recap", "session10", max_score=3, cell_type="markdown")
         gb.add_solution_cell("written", "01_recap", "session10")
+        gb.add_grade_cell("nb01_further_test", "01_recap", "session10", max_score=1, cell_type="code")
         for sid, first, last, lms_id in [("ada", "Ada", "Lovelace", "1001"), ("emmy", "Emmy", "Noether", "1002"),
                                          ("alan", "Alan", "Turing", None)]:
             gb.add_student(sid, first_name=first, last_name=last, email=f"{sid}@example.edu", lms_user_id=lms_id)
@@ -62,6 +66,8 @@ def course(tmp_path_factory):
             written = gb.find_grade("written", "01_recap", "session10", sid)
             written.manual_score = manual
             written.needs_manual_grade = manual is None
+            further = gb.find_grade("nb01_further_test", "01_recap", "session10", sid)
+            further.auto_score, further.needs_manual_grade = (1 if sid == "ada" else 0), False
         gb.db.commit()
     return tmp_path, url
 

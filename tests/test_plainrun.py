@@ -59,6 +59,8 @@ def test_plain_run_scores_as_nbgrader(graded_course, plain_runs, student, notebo
     assert plain["crashed"] is None, plain["crashed"]
     assert plain["max_score"] == nbgrader["max_code_score"]
     assert plain["score"] == nbgrader["code_score"], "\n".join(plainrun.summary_lines(plain))
+    assert (plain["further_score"], plain["max_further_score"]) == (nbgrader["further_score"],
+                                                                   nbgrader["max_further_score"])
     autograded = graded_course.autograded_notebook(student, notebook)
     plain_failures = {t["grade_id"] for t in plain["tests"] if not t["passed"]}
     assert plain_failures == set(_autograded_failures(autograded))

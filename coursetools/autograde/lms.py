@@ -1,10 +1,13 @@
 """Grades in the CSV that an LMS gradebook imports: Canvas and Moodle.
 
-What a grade means: the points a submission earned for the whole assignment (every notebook,
-autograded tests and hand-graded written answers), out of the assignment's total, the number
-nbgrader's formgrader shows. A submission whose written answers are not all graded yet gets an
-empty cell (both systems then leave that grade alone), so a provisional total never reaches the
-LMS; ``pending`` lists them. A student on the roster who handed nothing in gets 0.
+What a grade means: the points a submission earned for the core of the assignment (every notebook,
+autograded tests and hand-graded written answers), out of the core's total. The optional going-further
+parts (grade ids with ``_further_``) are a column of their own, ``<assignment> going further``, so that
+the core alone earns full marks and an instructor decides what the extra column counts for (it is
+never in the core's column; no parentheses in its name, which Canvas would read as an id). A
+submission whose written answers are not all graded yet gets an empty cell in its core column (both
+systems then leave that grade alone), so a provisional total never reaches the LMS; ``pending``
+lists them. A student on the roster who handed nothing in gets 0.
 
 Canvas ("Import scores in the Gradebook", Canvas Instructor Guide): the columns ``Student``,
 ``ID``, ``SIS User ID``, ``SIS Login ID``, ``Section``, then one column per assignment named
@@ -21,6 +24,8 @@ export names the columns ``First name``, ``Last name``, ``ID number``, ``Email a
 import csv
 import dataclasses
 
+from coursetools.core.cells import going_further
+
 FORMATS = ("nbgrader", "canvas", "moodle")
 
 
@@ -36,13 +41,20 @@ class Row:
 
 
 def gradebook_rows(db_url):
-    """(rows, {assignment: max points}, pending [(student, assignment)]) from the gradebook."""
+    """(rows, {column: max points}, pending [(student, assignment)]) from the gradebook: one column per
+    assignment (its core), and one per assignment with going-further parts."""
     from nbgrader.api import Gradebook, MissingEntry
     rows, maxima, pending = [], {}, []
     with Gradebook(db_url) as gradebook:
         assignments = sorted(gradebook.assignments, key=lambda a: (a.duedate is None, a.duedate, a.name))
+        further_columns = {}
         for assignment in assignments:
-            maxima[assignment.name] = assignment.max_score
+            further = sum(cell.max_score for notebook in assignment.notebooks for cell in notebook.grade_cells
+                          if going_further(cell.name))
+            maxima[assignment.name] = assignment.max_score - further
+            if further:
+                further_columns[assignment.name] = further_column(assignment.name)
+                maxima[further_columns[assignment.name]] = further
         for student in sorted(gradebook.students, key=lambda s: (s.last_name or "", s.first_name or "", s.id)):
             points = {}
             for assignment in assignments:
@@ -50,15 +62,26 @@ def gradebook_rows(db_url):
                     submission = gradebook.find_submission(assignment.name, student.id)
                 except MissingEntry:
                     points[assignment.name] = 0.0
+                    if assignment.name in further_columns:
+                        points[further_columns[assignment.name]] = 0.0
                     continue
+                further = sum(grade.score for notebook in submission.notebooks for grade in notebook.grades
+                              if going_further(grade.name))
                 if submission.needs_manual_grade:
                     points[assignment.name] = None
                     pending.append((student.id, assignment.name))
                 else:
-                    points[assignment.name] = submission.score
+                    points[assignment.name] = submission.score - further
+                if assignment.name in further_columns:
+                    points[further_columns[assignment.name]] = further
             rows.append(Row(student.id, student.first_name or "", student.last_name or "", student.email or "",
                             student.lms_user_id or "", points))
     return rows, maxima, pending
+
+
+def further_column(assignment):
+    """The name of an assignment's going-further column."""
+    return f"{assignment} going further"
 
 
 def _number(value):

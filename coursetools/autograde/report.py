@@ -320,7 +320,7 @@ def _cell(entry, letters, status, blank=False):
 
 def render(course, data=None):
     """The report as Markdown text."""
-    from coursetools.autograde.scores import total_text, totals, written_text
+    from coursetools.autograde.scores import further_text, total_text, totals, written_text
     data = data or collect(course)
     notebooks, students = data["notebooks"], data["students"]
     limits = load_limits(course.root)
@@ -331,11 +331,13 @@ def render(course, data=None):
              f"{limits['memory_limit_mb']} MiB per kernel (nbgrader_config.py; docs/grading-guarantees.md).", "",
              *_sandbox_lines(data),
              "## Scores", "",
-             "Autograded (code) points per notebook, then the student's code, written and total points. Written "
-             "answers are graded by hand in the formgrader; until they are, they show as *not graded yet* and "
-             "count 0 in the total (*so far*).", "",
-             "| student | " + " | ".join(n[:2] for n in notebooks) + " | code | written | total | flags |",
-             "|---|" + "---:|" * len(notebooks) + "---:|---:|---:|---|"]
+             "The core's autograded (code) points per notebook, then the student's code, written and total points "
+             "of the core, then the optional *going further* parts' points, apart: the core alone earns full "
+             "marks. Written answers are graded by hand in the formgrader; until they are, they show as *not "
+             "graded yet* and count 0 in the total (*so far*).", "",
+             "| student | " + " | ".join(n[:2] for n in notebooks) + " | code | written | total | going further "
+             "| flags |",
+             "|---|" + "---:|" * len(notebooks) + "---:|---:|---:|---:|---|"]
     for student in students:
         row = data["scores"].get(student, {})
         record = data["outcomes"].get(student, {})
@@ -349,7 +351,7 @@ def render(course, data=None):
         flagged = [KINDS[k][1] for k in dict.fromkeys(e["kind"] for e in events)
                    if k in KINDS and KINDS[k][0] in ("alarm", "warn")]
         lines.append(f"| {inert(student)} | " + " | ".join(cells) + f" | {sums['code']:g}/{sums['max_code']:g} | "
-                     f"{written_text(sums)} | {total_text(sums)} | {'; '.join(flagged)} |")
+                     f"{written_text(sums)} | {total_text(sums)} | {further_text(sums)} | {'; '.join(flagged)} |")
     lines += ["", "Letters: X tampering (named under Needs attention), F could not be graded, "
                   "Q unreadable notebook (quarantined), K kernel died, M out of memory, T timed out, "
                   "? code to review, A scripts or other active content shown (removed from the pages), "

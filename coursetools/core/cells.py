@@ -18,6 +18,15 @@ def grade_id(cell):
     return nbgrader_meta(cell).get("grade_id")
 
 
+GOING_FURTHER = "_further_"   # in a grade id: a cell of an optional "going further" part
+
+
+def going_further(name):
+    """Whether the graded cell ``name`` (a grade id) belongs to a going-further part: its points are
+    reported apart from the core's, so the core alone can earn full marks (docs/authoring.md)."""
+    return GOING_FURTHER in str(name or "")
+
+
 def cell_source(cell):
     source = cell.get("source", "")
     return source if isinstance(source, str) else "".join(source)

@@ -24,7 +24,7 @@ KINDS = {
     "missing_notebook": ("note", "did not hand in a notebook"),
     "files_written": ("note", "wrote files while graded"),
     "output_truncated": ("note", "printed too much output"),
-    "setup_name_rebound": ("note", "rebound a set-up name (the tests used the grader's own set-up)"),
+    "setup_name_rebound": ("note", "rebound a set-up name (the tests compared with the grader's own set-up)"),
     "inputs_changed": ("note", "changed a test's input arrays in place (the test's own were kept)"),
     "cells_restored": ("note", "edited or deleted read-only or test cells (restored)"),
     "kernelspec": ("note", "changed the kernel"),

@@ -12,9 +12,11 @@ A spec in ``submissions/<student_id>.toml`` starts from a base and changes it:
     def conv2d(image, kernel): ...
     '''
     submit = ["07_convolution_from_scratch"]   # optional: hand in only these notebooks
-    [expected]                   # autograded (code) points per notebook, asserted by the tests;
+    [expected]                   # the core's autograded (code) points per notebook, asserted by the tests;
     "07_convolution_from_scratch" = 12        # a submitted notebook not listed here is expected
                                  # to score full marks on base "solution", zero on base "release"
+    [expected_further]           # the same for the points of a notebook's optional going-further part
+    "10_summary" = 2             # (grade ids with "_further_"), counted apart from the core
     [[message]]                  # optional: a failing test cell's message must contain a text
     notebook = "07_convolution_from_scratch"
     grade_id = "nb07_test_conv2d_hand_cases"
@@ -68,7 +70,7 @@ answer cells. These keys change the notebooks or the submission folder; all are 
     notebook = "01_recap_and_motivation"   # optional
     contains = "math.isclose"    # optional: text of the event's detail
 
-``[expected]`` and ``[[message]]`` are asserted by tests/test_corpus.py; ``[[flag]]``
+``[expected]``, ``[expected_further]`` and ``[[message]]`` are asserted by tests/test_corpus.py; ``[[flag]]``
 by tests/test_robustness.py.
 """
 import copy
@@ -78,7 +80,7 @@ import uuid
 from coursetools.core.cells import cell_source, grade_id, handed_in_answer, nbgrader_meta
 
 LIST_KEYS = ("cell", "message", "insert", "delete", "file", "symlink", "flag", "omit", "blank")
-TABLE_KEYS = ("expected", "raw_notebook", "kernelspec")
+TABLE_KEYS = ("expected", "expected_further", "raw_notebook", "kernelspec")
 
 
 def load_spec(path):
@@ -193,9 +195,11 @@ def _output(spec_output):
     return output
 
 
-def expected_code_score(spec, notebook, max_code):
-    """The code points a spec expects for a notebook: its [expected] entry, else full marks on base
-    "solution" and 0 on base "release"."""
-    if notebook in spec["expected"]:
-        return spec["expected"][notebook]
-    return max_code if spec["base"] == "solution" else 0
+def expected_code_score(spec, notebook, max_code, further=False):
+    """The code points a spec expects for a notebook, of the core (or, ``further``, of its going-further
+    part): its [expected] (or [expected_further]) entry, else full marks on base "solution" and 0 on base
+    "release" or for a notebook handed in blank."""
+    table = spec["expected_further" if further else "expected"]
+    if notebook in table:
+        return table[notebook]
+    return max_code if spec["base"] == "solution" and notebook not in spec["blank"] else 0

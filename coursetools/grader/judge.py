@@ -85,6 +85,7 @@ class Remote(agent.Tagged):
         self._sent = {}     # token -> the test's array as last sent
         self.on_change = None   # (function name, [argument labels]) -> None: a call wrote into the test's inputs
         self.on_notes = None    # (graded name, call number, notes kept in the kernel) -> None: after a watched call
+        self.kernel_twin = None  # a set-up function of the grader's -> the kernel's own (RemoteFunction) or None
         self._calls = 0
 
     def request(self, **request):
@@ -122,6 +123,9 @@ class Remote(agent.Tagged):
     def encode_other(self, value):
         if isinstance(value, (RemoteFunction, RemoteObject)):
             return {"$handle": value._handle}
+        twin = self.kernel_twin(value) if self.kernel_twin is not None and callable(value) else None
+        if twin is not None:
+            return {"$handle": twin._handle}
         if isinstance(value, np.ndarray):
             raise TypeError("an object array cannot be sent to the student's code")
         raise TypeError(f"a {type(value).__name__} cannot be sent to the student's code")
@@ -345,6 +349,7 @@ class Judge:
         self.remote = Remote(rpc)
         self.remote.on_change = self.changed_inputs
         self.remote.on_notes = self.heard
+        self.remote.kernel_twin = self.kernel_twin
         self.read_record = read_record   # () -> the notes in the kernel's record pipe, or None (no pipe)
         self.ran, self.hidden = {}, {}   # from-scratch name -> what the record saw it run, or hide
         self.notes_heard = 0             # how many of those so far
@@ -387,6 +392,19 @@ class Judge:
         if isinstance(value, RemoteFunction) and name in self.from_scratch:
             value._watched = name
         return value
+
+    def kernel_twin(self, value):
+        """The kernel's own binding of the set-up function ``value`` that a test passes to a student's function
+        (``numerical_gradient(wavy, x)``), or None. It is an input like the arrays: what the student's code
+        makes of it is the answer, and the test's expected values stay the grader's."""
+        namespace = self.setup.namespace
+        names = [name for name, bound in dict.items(namespace or {}) if bound is value and name in self.setup.names]
+        for name in names:
+            with contextlib.suppress(KeyError):
+                twin = self.remote.get(name)
+                if isinstance(twin, RemoteFunction):
+                    return twin
+        return None
 
     def module(self, name):
         if name in self.modules:

@@ -25,11 +25,13 @@ from coursetools.grader.tamper import _dotted  # 'a.b.c' for a chain of names an
 
 CONVOLUTIONS = {"convolve", "convolve2d", "correlate", "correlate2d", "fftconvolve", "oaconvolve", "conv1d",
                 "conv2d", "conv3d", "Conv1d", "Conv2d", "Conv3d", "filter2D", "conv_transpose2d", "convolution",
-                "LazyConv2d", "correlate1d", "convolve1d"}
+                "LazyConv2d", "correlate1d", "convolve1d", "conv2d_input", "conv2d_weight", "convolution_backward",
+                "autograd"}
 FFTS = {"fft", "fft2", "fftn", "rfft", "rfft2", "rfftn", "ifft", "ifft2", "ifftn", "irfft", "irfft2", "irfftn",
         "hfft", "ihfft"}
 CHECKS_REFERENCES = {"conv2d_reference", "_batch_reference", "_reference_conv", "_torch_conv", "_numpy_conv",
-                     "map_of", "_convolution", "_conv_forward", "mkldnn_convolution", "cudnn_convolution"}
+                     "map_of", "_backward_reference", "_convolution", "_conv_forward", "mkldnn_convolution",
+                     "cudnn_convolution"}
 # compilers whose code runs where the kernel's record cannot follow it (TorchScript, torch.compile)
 COMPILERS = {"jit", "_dynamo", "_inductor", "CompilationUnit"}
 CHECKS_MODULE = "convcheck"  # anything of it (or of its submodules) used inside a student's function is reported
@@ -159,7 +161,7 @@ def _uses(node, imported=()):
     return found
 
 
-CHECK_CALLS = {"check_no_library_conv", "check_no_library_conv_batch"}
+CHECK_CALLS = {"check_no_library_conv", "check_no_library_conv_batch", "check_no_library_conv_backward"}
 
 
 def tested_from_scratch(sources):

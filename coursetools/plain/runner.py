@@ -58,7 +58,7 @@ import tempfile
 import time
 
 from coursetools import ASSIGNMENT, REPO
-from coursetools.core.cells import cell_kind, cell_source, nbgrader_meta, released_code
+from coursetools.core.cells import cell_kind, cell_source, going_further, nbgrader_meta, released_code
 from coursetools.core.limits import load_limits
 from coursetools.core.spec import expected_code_score, load_spec, submitted_names, submitted_notebook
 from coursetools.grader import libraryscan
@@ -150,10 +150,12 @@ def spec_problems(spec, results):
     for notebook, result in results.items():
         if result.get("crashed"):
             problems.append(f"{notebook}: {result['crashed']}")
-        want = expected_code_score(spec, notebook, result["max_score"])
-        if result["score"] != want:
-            problems.append(f"{notebook}: expected {want:g} code points, got {result['score']:g} "
-                            f"of {result['max_score']:g}")
+        for prefix, further in (("", False), ("further_", True)):
+            got, maximum = result[f"{prefix}score"], result[f"max_{prefix}score"]
+            want = expected_code_score(spec, notebook, maximum, further)
+            if got != want:
+                problems.append(f"{notebook}: expected {want:g} {'going-further' if further else 'code'} points, "
+                                f"got {got:g} of {maximum:g}")
     for message in spec["message"]:
         result = results.get(message["notebook"])
         if result is None:
@@ -223,7 +225,8 @@ def run_cells(cells, cwd, timeout=DEFAULT_TIMEOUT, prelude=None, env=None, pytho
     ``notebook_timeout``: wall-clock seconds for all cells (as ResilientExecute's
     ``notebook_timeout``); the cells after it are not run.
 
-    Returns a dict: ``name``, ``score``, ``max_score``, ``passed`` (every test
+    Returns a dict: ``name``, ``score``, ``max_score`` (the core's code points),
+    ``further_score``, ``max_further_score`` (going further's), ``passed`` (every test
     passed), ``tests`` (one per graded cell: grade_id, points, score, passed,
     error), ``cells`` (every code cell: status ok/error/timeout/not run,
     ename, evalue, traceback, stdout, result, seconds, skipped lines, stubs,
@@ -314,7 +317,7 @@ def run_cells(cells, cwd, timeout=DEFAULT_TIMEOUT, prelude=None, env=None, pytho
             results[running] = dict(status="error", ename="KernelDied",
                                     evalue=f"the process died while running this cell (exit status {proc.returncode})",
                                     seconds=time.monotonic() - running_since)
-    cell_results, tests, score, max_score = [], [], 0.0, 0.0
+    cell_results, tests, points_of = [], [], {False: [0.0, 0.0], True: [0.0, 0.0]}   # further -> [score, max]
     refusals = refused_tests(cells)
     for cell in cells:
         result = results.get(cell["index"]) or dict(
@@ -330,11 +333,13 @@ def run_cells(cells, cwd, timeout=DEFAULT_TIMEOUT, prelude=None, env=None, pytho
                 got, error = 0.0, f"ValueError: {problem}"
             if cell["index"] in refusals:
                 got, error = 0.0, f"CheckFailure: {refusals[cell['index']]}"
-            score += got
-            max_score += points
+            points_of[going_further(cell["grade_id"])][0] += got
+            points_of[going_further(cell["grade_id"])][1] += points
             tests.append(dict(grade_id=cell["grade_id"], points=points, score=got, passed=got == points,
                               error=error, seconds=result.get("seconds")))
-    return dict(name=name, cwd=str(cwd), score=score, max_score=max_score,
+    (score, max_score), (further_score, max_further_score) = points_of[False], points_of[True]
+    return dict(name=name, cwd=str(cwd), score=score, max_score=max_score, further_score=further_score,
+                max_further_score=max_further_score,
                 passed=crashed is None and all(t["passed"] for t in tests), tests=tests, cells=cell_results,
                 stubbed=stubbed, seconds=time.monotonic() - started, crashed=crashed, stderr_tail=stderr_tail)
 
@@ -387,7 +392,9 @@ def run_spec(spec_path, timeout=DEFAULT_TIMEOUT, notebooks=None, source_dir=SOUR
 
 def summary_lines(result, verbose=False):
     failed = [t for t in result["tests"] if not t["passed"]]
-    lines = [f"{result['name']}: {result['score']:g}/{result['max_score']:g} code points, "
+    further = (f" (+ {result['further_score']:g}/{result['max_further_score']:g} going further)"
+               if result["max_further_score"] else "")
+    lines = [f"{result['name']}: {result['score']:g}/{result['max_score']:g} code points{further}, "
              f"{len(result['tests']) - len(failed)}/{len(result['tests'])} test cells passed, "
              f"{result['seconds']:.1f} s"]
     if result["crashed"]:

@@ -21,7 +21,8 @@ from coursetools.core.spec import expected_code_score
 
 
 def score_problems(course, scores, spec_path):
-    """How the graded code points of the submission made from ``spec_path`` differ from its spec."""
+    """How the graded code points (the core's and going further's) of the submission made from ``spec_path``
+    differ from its spec."""
     from coursetools.autograde.submissions import load_spec
     spec = load_spec(spec_path)
     student = pathlib.Path(spec_path).stem
@@ -32,10 +33,12 @@ def score_problems(course, scores, spec_path):
         if entry is None:
             problems.append(f"{student}: {notebook} was not graded")
             continue
-        want = expected_code_score(spec, notebook, entry["max_code_score"])
-        if entry["code_score"] != want:
-            problems.append(f"{student}: {notebook} expected {want}, got {entry['code_score']} "
-                            f"of {entry['max_code_score']}")
+        for part, further in (("code", False), ("further", True)):
+            got, maximum = entry[f"{part}_score"], entry[f"max_{part}_score"]
+            want = expected_code_score(spec, notebook, maximum, further)
+            if got != want:
+                label = " going further" if further else ""
+                problems.append(f"{student}: {notebook}{label} expected {want}, got {got} of {maximum}")
     return problems
 
 
@@ -70,7 +73,8 @@ def diagnosis_rate(course, scores, spec_paths):
         row = scores.get(stem, {})
         submitted = [row.get(notebook) for notebook in spec.get("submit") or row]
         if not stem.startswith("nb") or score_problems(course, scores, path) or \
-                all(entry and entry["code_score"] == entry["max_code_score"] for entry in submitted):
+                all(entry and entry["code_score"] == entry["max_code_score"] and
+                    entry["further_score"] == entry["max_further_score"] for entry in submitted):
             continue
         wrong.append(stem)
         named = False

@@ -26,6 +26,8 @@ What the notebooks use, by topic:
 * what every convolution keeps besides its values (``contract``): ``check_contract``;
 * the conv2d_padded that 08 and 09 take from 07, its flip charged in 07 only (``pasted``):
   ``check_pasted_conv2d``, ``carried_reference``, ``flips_kernel``, ``FLIP_NOTICE``;
+* going further, the backward pass (``backward``, ``library``): ``check_conv2d_backward``,
+  ``check_numerical_gradient``, ``check_no_library_conv_backward``;
 * PyTorch layers (``layers``): ``check_conv_layer``, ``check_conv_weight``, ``check_channels``.
 
 The grader and the GPU check replace a few names on this package (``hooks``): ``GRADING_SEED``,
@@ -35,6 +37,7 @@ it runs.
 from . import hooks  # noqa: F401 - first: the submodules below read the package through it
 from .answers import (check_choice, check_counts, check_entry, check_function_values, check_hand_value,
                       check_int_sequence, check_sizes)
+from .backward import check_conv2d_backward, check_numerical_gradient
 from .basic import (check_array, check_array_with_mistakes, check_raises, check_scalar, check_shape, check_type,
                     check_value_error, to_numpy)
 from .batch_diagnoses import diagnose_conv2d_batch
@@ -46,7 +49,8 @@ from .diagnoses import diagnose_conv2d
 from .failures import NOT_WRITTEN, CheckFailure, call_student, check, check_true
 from .layers import check_channels, check_conv_layer, check_conv_weight
 from .pasted import FLIP_NOTICE, carried_reference, check_pasted_conv2d, flips_kernel
-from .library import _reject_library_conv, check_no_library_conv, check_no_library_conv_batch  # noqa: F401 - hook
+from .library import (_reject_library_conv, check_no_library_conv, check_no_library_conv_backward,  # noqa: F401
+                      check_no_library_conv_batch)
 from .references import (NUMPY, _batch_reference, _torch_conv, compute_device, conv2d_reference,  # noqa: F401 - hook
                          conv_atol, precision_of, rng, tolerance)
 
@@ -64,6 +68,7 @@ __all__ = [
     "check_no_library_conv",
     "check_conv2d_batch", "diagnose_conv2d_batch", "check_no_library_conv_batch",
     "check_contract",
+    "check_conv2d_backward", "check_numerical_gradient", "check_no_library_conv_backward",
     "check_pasted_conv2d", "carried_reference", "flips_kernel", "FLIP_NOTICE",
     "check_conv_layer", "check_conv_weight", "check_channels",
 ]

@@ -110,3 +110,13 @@ def check_no_library_conv_batch(func, name=None):
         func, name, (np.arange(50.0).reshape(1, 2, 5, 5), np.ones((3, 2, 2, 2))),
         "loops or NumPy (slicing, einsum, tensordot)",
         "build the output from patches and weights; a library convolution is what the exercise replaces")
+
+
+def check_no_library_conv_backward(func, name=None):
+    """``check_no_library_conv`` for ``func(dout, x, weight, bias=None, stride=1, padding=0)``: neither a library
+    convolution nor autograd (which runs one) may compute the gradients."""
+    hooks.package._reject_library_conv(
+        func, name, (np.ones((1, 3, 4, 4)), np.arange(50.0).reshape(1, 2, 5, 5), np.ones((3, 2, 2, 2)), None),
+        "loops or NumPy (slicing, einsum, tensordot)",
+        "build each gradient from patches, dout and weights; a library convolution or autograd is what the "
+        "exercise replaces")
