@@ -153,7 +153,8 @@ def test_scores_show_code_written_and_total_with_ungraded_written_answers(small_
     assert "| code | written | total | going further | flags |" in text
     row = row_of(text, "partial_student")
     assert (f"| {sums['code']:g}/{sums['max_code']:g} | {HAND_GRADED[2]:g}/{max_written:g} ({pending:g} not graded "
-            f"yet) | {sums['code'] + HAND_GRADED[2]:g}/{sums['max_code'] + max_written:g} so far | 0/{sums['max_further']:g} |") in row, row
+            f"yet) | {sums['code'] + HAND_GRADED[2]:g}/{sums['max_code'] + max_written:g} so far "
+            f"| 0/{sums['max_further']:g} |") in row, row
     blank = row_of(text, "blank_student")  # a blank written answer scores 0 when autograded: graded, not pending
     assert "not graded yet" not in blank and "so far" not in blank
 
