@@ -13,6 +13,7 @@ import pytest
 
 from conftest import REPO
 from coursetools.core import spec
+from coursetools.core.cells import going_further
 from coursetools.plain import runner as plainrun
 
 import convcheck  # source/session10, on the path by pyproject.toml
@@ -47,7 +48,17 @@ class NotebookRun:
 
     @property
     def score(self):
-        return sum(p for grade_id, p in self.points.items() if self.errors[grade_id] is None)
+        """The core's points earned (a going-further part's are ``further_score``)."""
+        return sum(p for grade_id, p in self.points.items() if self.errors[grade_id] is None
+                   and not going_further(grade_id))
+
+    @property
+    def further_score(self):
+        return sum(p for grade_id, p in self.points.items() if self.errors[grade_id] is None
+                   and going_further(grade_id))
+
+    def maximum(self, further=False):
+        return sum(p for grade_id, p in self.points.items() if going_further(grade_id) == further)
 
     def failed(self):
         return {grade_id: error for grade_id, error in self.errors.items() if error}
@@ -111,7 +122,9 @@ def check_spec(name, graded_only=False):
     submission = load_spec(name)
     (notebook,) = submission["submit"]
     run = run_notebook(notebook, submission, graded_only)
-    assert run.score == submission["expected"].get(notebook, sum(run.points.values())), run.failed()
+    assert run.score == spec.expected_code_score(submission, notebook, run.maximum()), run.failed()
+    assert run.further_score == spec.expected_code_score(submission, notebook, run.maximum(True), further=True), \
+        run.failed()
     for message in submission["message"]:
         error = run.errors[message["grade_id"]]
         assert error is not None and message["contains"] in error, (message, error)

@@ -26,7 +26,7 @@ from coursetools.grader.tamper import _dotted  # 'a.b.c' for a chain of names an
 CONVOLUTIONS = {"convolve", "convolve2d", "correlate", "correlate2d", "fftconvolve", "oaconvolve", "conv1d",
                 "conv2d", "conv3d", "Conv1d", "Conv2d", "Conv3d", "filter2D", "conv_transpose2d", "convolution",
                 "LazyConv2d", "correlate1d", "convolve1d", "conv2d_input", "conv2d_weight", "convolution_backward",
-                "autograd"}
+                "autograd", "unfold"}
 FFTS = {"fft", "fft2", "fftn", "rfft", "rfft2", "rfftn", "ifft", "ifft2", "ifftn", "irfft", "irfft2", "irfftn",
         "hfft", "ihfft"}
 CHECKS_REFERENCES = {"conv2d_reference", "_batch_reference", "_reference_conv", "_torch_conv", "_numpy_conv",

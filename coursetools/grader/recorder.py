@@ -21,9 +21,9 @@ class Record:
     * during a graded call of a from-scratch function (``watching``): a profile function (this thread,
       and threads started through ``threading``) notes every library operation that can convolve: a
       builtin, a torch operator (``torch.ops``), or a function of an installed library, whose name says
-      convolution, correlation, FFT or autograd's backward pass, whatever name the student's code reached
-      it by. Steps that would hide what runs (switching the profile off, a thread, a process, stack
-      frames, the grader's classes) are noted as hiding;
+      convolution, correlation, FFT, unfolding into patches or autograd's backward pass, whatever name
+      the student's code reached it by. Steps that would hide what runs (switching the profile off, a
+      thread, a process, stack frames, the grader's classes) are noted as hiding;
     * always: an audit hook (PEP 578; nothing can remove one) notes the steps the student's own code
       takes that make code the grader cannot read (code built from text or bytes, a swapped
       ``__code__``, ctypes) or that reach into the grader (frames, the collector, profile and trace).
@@ -33,7 +33,7 @@ class Record:
     here too and sent with the call's answer."""
 
     OPERATION = re.compile(r"(?<!locale)conv(?!ert)|correlat|fft|stft|filter2d|lfilter|sosfilt|upfirdn|sepfir"
-                           r"|backward|^grad$", re.IGNORECASE)
+                           r"|backward|^grad$|unfold|im2col", re.IGNORECASE)
     HIDING = {"setprofile": "switched a profile function (sys.setprofile)",
               "settrace": "set a trace function (sys.settrace)",
               "_start_new_thread": "started a thread", "start_new_thread": "started a thread",

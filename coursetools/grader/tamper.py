@@ -408,12 +408,12 @@ def scan_notebook(nb):
 
 # convcheck's submodules too (source/session10/convcheck/*.py): a check replaced in one
 # does not show in the package's namespace.
-GUARDED_MODULES = ("convcheck", "convcheck.answers", "convcheck.basic", "convcheck.batch_diagnoses",
-                   "convcheck.batched", "convcheck.calls", "convcheck.contract", "convcheck.diagnoses",
-                   "convcheck.failures", "convcheck.hooks", "convcheck.layers", "convcheck.library",
-                   "convcheck.pasted", "convcheck.references", "convcheck.single_channel", "coursedata", "numpy",
-                   "numpy.testing", "numpy.linalg", "math", "builtins", "numbers", "operator", "fractions", "torch",
-                   "torch.nn", "torch.nn.functional", "torch.testing")
+GUARDED_MODULES = ("convcheck", "convcheck.answers", "convcheck.backward", "convcheck.basic",
+                   "convcheck.batch_diagnoses", "convcheck.batched", "convcheck.calls", "convcheck.contract",
+                   "convcheck.diagnoses", "convcheck.failures", "convcheck.hooks", "convcheck.layers",
+                   "convcheck.library", "convcheck.pasted", "convcheck.references", "convcheck.single_channel",
+                   "coursedata", "numpy", "numpy.testing", "numpy.linalg", "math", "builtins", "numbers", "operator",
+                   "fractions", "torch", "torch.nn", "torch.nn.functional", "torch.testing")
 
 
 def guard_install_code(token):
