@@ -450,6 +450,15 @@ def test_a_student_cell_that_rebinds_a_set_up_name_is_named():
     assert told == {"rebound": [], "altered": [], "watched": ["digit"]}
 
 
+def test_a_module_imported_by_an_instructors_plain_cell_is_the_graders():
+    cells = [("readonly", "nb_setup", "import numpy as np\n"), ("code", "nb_demo", "import fractions\nhalf = 0.5\n"),
+             ("tests", "nb_test", "")]
+    helper = agent.Agent({"fractions": "the kernel's", "half": 0.5})
+    test = judge.Judge(lambda request: json.loads(helper.serve(json.dumps(request))), SOURCE, [], [], code_cells=cells)
+    printed, error = test.run("assert fractions.Fraction(1, 2) == half\n", "nb_test")
+    assert error is None, error
+
+
 # --- the kernel's record of what a from-scratch function ran (recorder.Record), the second line after the scan
 
 def recorded_judge(namespace, fd=None):

@@ -357,7 +357,9 @@ class Judge:
         self.events = []    # (kind, detail, extra) reported, each once
         self.grade_id = ""
         self.source_dir = pathlib.Path(source_dir)
-        self.imports = imported_names(instructor_sources)
+        # modules: the grader's, whether a read-only cell or one of the instructor's plain cells imports them
+        self.imports = imported_names(list(instructor_sources) + [source for kind, _, source in code_cells
+                                                                  if kind in ("readonly", "code")])
         self.student_sources = list(student_sources)
         self.from_scratch = libraryscan.tested_from_scratch(instructor_sources)
         self.seed_material = seed_material
