@@ -14,6 +14,7 @@ scores asserted by test_corpus.py), or in a copy of that graded course:
 * grading is reproducible, and a failed re-run keeps the earlier grades;
 * the memory and time limits of nbgrader_config.py are applied.
 """
+import functools
 import html
 import json
 import os
@@ -283,6 +284,8 @@ def test_runtime_guard_unit():
                                   displayhook=None, display_pub=None)
     probe = types.ModuleType("_coursetools_guard_probe")
     probe.check = len
+    probe.seed = lambda n: n
+    probe.seed.__module__ = "torch.random"
     sys.modules[probe.__name__] = probe
     token = "_coursetools_guard_test"
     try:
@@ -290,6 +293,8 @@ def test_runtime_guard_unit():
         assert "_coursetools_guard_probe.check is replaced by notebook code" not in check([])
         probe.check = eval(compile("lambda value: True", "<string>", "eval"))  # as a notebook cell would define it
         assert "_coursetools_guard_probe.check is replaced by notebook code" in check([])
+        probe.seed = functools.wraps(probe.seed)(lambda n: n)   # torch._dynamo's import wraps torch.manual_seed so
+        assert not any("seed" in finding for finding in check([]))
         namespace = {"get_ipython": lambda: shell}
         exec(tamper.guard_install_code(token), namespace)  # noqa: S102 - the kernel code the grader sends
         assert isinstance(eval(tamper.guard_call(token, []), namespace), list)
