@@ -70,8 +70,8 @@ def make_guard(guarded, checks_modules, ip):
                 continue
             if callable(value) and notebook_code(value):
                 out.append("%s.%s is replaced by notebook code" % (label, name))
-            elif getattr(value, "__wrapped__", None) is old and str(getattr(value, "__module__", "")).startswith(
-                    "torch"):
+            elif isinstance(value, types.FunctionType) and value.__dict__.get("__wrapped__") is old \
+                    and str(value.__module__).startswith("torch"):
                 base[name] = value   # torch wrapping its own function (importing torch._dynamo wraps manual_seed)
             elif replaced and old is not missing and replaceable(old):
                 out.append("%s.%s was replaced" % (label, name))
