@@ -219,6 +219,10 @@ class ClassHub:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, dest)
         shutil.rmtree(COURSE_DIR / "source" / "session10" / "data", ignore_errors=True)
+        # SQLite makes a new database file 0644 less the umask, so a gradebook made by the instructor's
+        # first nbgrader command is read-only to the graders. An empty file is a new database to SQLite,
+        # which keeps the file's mode (and gives its journal the same): made here, it is group-writable.
+        (COURSE_DIR / "gradebook.db").touch()
         if self.notebooks:
             for nb in (COURSE_DIR / "source" / "session10").glob("*.ipynb"):
                 if nb.stem not in self.notebooks:

@@ -1,15 +1,17 @@
 """A whole term through the course's JupyterHub (deploy/), in Chromium, on loopback (marker: hub).
 
-As root, deploy/hub.py's ClassHub makes an instructor and two students as local Unix users, the
+As root, deploy/hub.py's ClassHub makes an instructor, a grader and two students as local Unix users, the
 exchange and the system-wide configuration, with notebook 01 of the real assignment, and removes
 them all at the end, also when the test fails. Then: the instructor releases; each student logs in,
 fetches, answers, presses Validate and submits in JupyterLab; the instructor collects, grades with
-grade-parallel (sandboxed), grades both written answers by hand in the formgrader and releases
+grade-parallel (sandboxed); the instructor and the grader (an account of its own, sharing the course
+folder) each grade one student's written answers by hand in the formgrader; the instructor releases
 feedback; each student fetches feedback, reads own scores through the hub, and the fetched page,
 opened as a file with the network blocked, typesets its maths (docs/hub.md, "Feedback").
 Students cannot reach the formgrader, each other's work or the course's source/, and their
 JupyterLab shows no instructor tools. Step timings are printed (pytest -s) and kept in artifacts/hub/.
 """
+import contextlib
 import json
 import os
 import pathlib
@@ -29,7 +31,7 @@ sys.path.insert(0, str(REPO / "deploy"))
 import hub as deploy_hub  # noqa: E402 - deploy/ is not a package
 
 NOTEBOOK = "01_recap_and_motivation"
-INSTRUCTOR, STUDENTS = "s10tinstructor", ["s10tstudent1", "s10tstudent2"]
+INSTRUCTOR, GRADER, STUDENTS = "s10tinstructor", "s10tgrader", ["s10tstudent1", "s10tstudent2"]
 ANSWERS = {   # the code answer (2 points, autograded); student 2's is wrong on purpose
     STUDENTS[0]: "n_inputs = 224 * 224 * 3\nn_neurons = 256\nfirst_layer_params = n_inputs * n_neurons + n_neurons\n",
     STUDENTS[1]: "first_layer_params = 1000\n",
@@ -73,7 +75,7 @@ def class_hub():
         pytest.skip(_missing())
     ART.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    with deploy_hub.ClassHub([INSTRUCTOR], [], STUDENTS, notebooks=[NOTEBOOK]) as hub:
+    with deploy_hub.ClassHub([INSTRUCTOR], [GRADER], STUDENTS, notebooks=[NOTEBOOK]) as hub:
         for user in STUDENTS:   # every cell in the DOM, in file order (browser_helpers.LAB_SETTINGS)
             for name, value in LAB_SETTINGS.items():
                 hub.as_user(user, f"mkdir -p ~/.jupyter/lab/user-settings/{os.path.dirname(name)} && "
@@ -120,8 +122,16 @@ def nbgrader_menu(page):
 
 
 def assignment_list(page):
-    page.click("#jp-menu-panel .lm-MenuBar-itemLabel:text-is('Nbgrader')")
-    page.click("#jp-mainmenu-nbgrader .lm-Menu-itemLabel:text-is('Assignment List')")
+    # A click on the menu bar can land while the menu closed by nbgrader_menu is still active, and
+    # close it again: open it until its item shows.
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    item = page.locator("#jp-mainmenu-nbgrader .lm-Menu-itemLabel:text-is('Assignment List')")
+    for _ in range(10):
+        page.click("#jp-menu-panel .lm-MenuBar-itemLabel:text-is('Nbgrader')")
+        with contextlib.suppress(PlaywrightTimeout):
+            item.wait_for(state="visible", timeout=5_000)
+            break
+    item.click()
     page.wait_for_selector("#released_assignments_list")
 
 
@@ -182,26 +192,33 @@ def test_a_term_through_the_hub(class_hub, browser):
     with step("instructor: coursetools grade-parallel (sandboxed, 2 submissions)"):
         hub.as_user(INSTRUCTOR, f"{course} umask 007 && python -m coursetools grade-parallel --no-progress")
 
-    with step("instructor: grade the written answers in the formgrader (Chromium)"):
-        page = login(browser, hub, INSTRUCTOR)
-        api = f"{hub.url}/user/{INSTRUCTOR}/formgrader/api"
-        subs = page.request.get(f"{api}/submitted_notebooks/session10/{NOTEBOOK}").json()
-        expected = {STUDENTS[0]: 2 + WRITTEN[STUDENTS[0]], STUDENTS[1]: WRITTEN[STUDENTS[1]]}
-        for sub in subs:
-            page.goto(f"{hub.url}/user/{INSTRUCTOR}/formgrader/submissions/{sub['id']}/")
+    # Each written answer is graded by a different member of staff: the grader has an account of their
+    # own and shares the instructor's course folder (deploy/hub.py, make_course).
+    markers = {STUDENTS[0]: INSTRUCTOR, STUDENTS[1]: GRADER}
+    expected = {STUDENTS[0]: 2 + WRITTEN[STUDENTS[0]], STUDENTS[1]: WRITTEN[STUDENTS[1]]}
+    for student, marker in markers.items():
+        with step(f"{marker}: grade {student}'s written answers in the formgrader (Chromium)"):
+            page = login(browser, hub, marker)
+            assert "Formgrader" in nbgrader_menu(page)
+            api = f"{hub.url}/user/{marker}/formgrader/api"
+            sub = [s for s in page.request.get(f"{api}/submitted_notebooks/session10/{NOTEBOOK}").json()
+                   if s["student"] == student][0]
+            page.goto(f"{hub.url}/user/{marker}/formgrader/submissions/{sub['id']}/")
             page.wait_for_load_state("networkidle")   # the page's scripts bound to the score boxes
-            for grade_id, points in (("nb01_q1_flatten_loss", WRITTEN[sub["student"]]), ("nb01_q3_local_patterns", 0)):
+            for grade_id, points in (("nb01_q1_flatten_loss", WRITTEN[student]), ("nb01_q3_local_patterns", 0)):
                 box = page.locator(f"input.score#{grade_id}")
                 box.fill(str(points))
                 box.press("Tab")
-            shots(page, f"formgrader_{sub['student']}")
+            shots(page, f"formgrader_{marker}_{student}")
             for _ in range(30):   # each box saves on its own request
                 scores = {s["student"]: s["score"] for s in
                           page.request.get(f"{api}/submitted_notebooks/session10/{NOTEBOOK}").json()}
-                if scores[sub["student"]] == expected[sub["student"]]:
+                if scores[student] == expected[student]:
                     break
                 page.wait_for_timeout(500)
-        assert scores == expected, scores
+            assert scores[student] == expected[student], scores
+            page.context.close()
+    assert scores == expected, scores   # the grader's marks and the instructor's in one gradebook
 
     with step("instructor: coursetools feedback + nbgrader release_feedback"):
         hub.as_user(INSTRUCTOR, f"{course} umask 007 && python -m coursetools feedback && "
