@@ -269,3 +269,49 @@ def test_call_conv_and_check_conv_property():
     convcheck.check_conv_property(x, x + 1e-12, "same", atol=1e-9)
     with pytest.raises(convcheck.CheckFailure, match="stride ignored when slicing"):
         convcheck.check_conv_property(x, x + 1, "different", atol=1e-9, func=stride_in_size_only)
+
+
+# ---------------------------------------------------------------- what a wrong array has in common
+
+def _shifted(array, rows, cols):
+    """``out[i, j] = array[i + rows, j + cols]`` where that exists, else 0."""
+    out = np.zeros_like(array)
+    h, w = array.shape
+    out[max(0, -rows):h - max(0, rows), max(0, -cols):w - max(0, cols)] = \
+        array[max(0, rows):h - max(0, -rows), max(0, cols):w - max(0, -cols)]
+    return out
+
+
+def _loops_stop_early(array):
+    out = array.copy()
+    out[-1, :] = out[:, -1] = 0
+    return out
+
+
+@pytest.mark.parametrize("make_wrong, pattern", [
+    (lambda e: -e, "every element has the opposite sign"),
+    (lambda e: 0.25 * e, "every element is 0.25 times the right value"),
+    (lambda e: e + 3, "every element is off by the same 3"),
+    (_loops_stop_early, "only the last row or column is wrong, and it is 0"),
+    (lambda e: _shifted(e, 1, 1), "holds the right value of [i+1, j+1]"),
+    (lambda e: _shifted(e, 0, -2), "holds the right value of [i, j-2]"),
+    (lambda e: e.T, "the result is transposed"),
+])
+def test_a_wrong_array_says_what_differs(make_wrong, pattern):
+    expected = np.random.default_rng(3).standard_normal((6, 6))
+    with pytest.raises(convcheck.CheckFailure) as failure:
+        convcheck.check_array(make_wrong(expected), expected, "out", atol=1e-9)
+    line = next(line for line in str(failure.value).splitlines() if line.startswith("  pattern:  "))
+    assert pattern in line, str(failure.value)
+
+
+@pytest.mark.parametrize("make_wrong", [
+    lambda e: e + np.eye(6),                         # a few wrong elements with nothing in common
+    lambda e: e * (1 + 1e-7),                        # wrong only by less than the pattern's own tolerance
+    lambda e: np.where(e > 0, e, np.nan),            # not finite
+])
+def test_no_pattern_is_claimed_where_there_is_none(make_wrong):
+    expected = np.random.default_rng(4).standard_normal((6, 6))
+    with pytest.raises(convcheck.CheckFailure) as failure:
+        convcheck.check_array(make_wrong(expected), expected, "out", atol=1e-12)
+    assert "pattern:" not in str(failure.value), str(failure.value)

@@ -411,7 +411,8 @@ def scan_notebook(nb):
 GUARDED_MODULES = ("convcheck", "convcheck.answers", "convcheck.backward", "convcheck.basic",
                    "convcheck.batch_diagnoses", "convcheck.batched", "convcheck.calls", "convcheck.contract",
                    "convcheck.diagnoses", "convcheck.failures", "convcheck.hooks", "convcheck.layers",
-                   "convcheck.library", "convcheck.pasted", "convcheck.references", "convcheck.single_channel",
+                   "convcheck.library", "convcheck.matrix", "convcheck.pasted", "convcheck.references",
+                   "convcheck.single_channel",
                    "coursedata", "numpy", "numpy.testing", "numpy.linalg", "math", "builtins", "numbers", "operator",
                    "fractions", "torch", "torch.nn", "torch.nn.functional", "torch.testing")
 

@@ -62,7 +62,8 @@ def diagnosis_rate(course, scores, spec_paths):
     """(share, undiagnosed stems) over the known-wrong specs (nbNN_*) that lose points.
 
     A spec counts as diagnosed when one of its [[message]] texts is found in a failing test whose
-    message goes beyond expected and got: a "likely mistake:" or "hint:" line that names the mistake.
+    message goes beyond expected and got: a "likely mistake:" or "hint:" line that names the mistake,
+    or a "pattern:" line that says plainly what differs (convcheck.basic.difference_pattern).
     """
     from coursetools.autograde.report import autograded_notebook, failing_tests
     from coursetools.autograde.submissions import load_spec
@@ -82,7 +83,7 @@ def diagnosis_rate(course, scores, spec_paths):
             notebook = autograded_notebook(course, stem, message["notebook"])
             for grade_id, _ename, text in failing_tests(notebook):
                 if grade_id == message["grade_id"] and message["contains"] in text and \
-                        ("likely mistake:" in text or "hint:" in text):
+                        any(marker in text for marker in ("likely mistake:", "hint:", "pattern:")):
                     named = True
         if not named:
             undiagnosed.append(stem)

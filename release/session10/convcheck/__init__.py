@@ -24,6 +24,7 @@ What the notebooks use, by topic:
 * a student's batched convolution (``batched``, ``batch_diagnoses``, ``library``): ``check_conv2d_batch``,
   ``diagnose_conv2d_batch``, ``check_no_library_conv_batch``;
 * what every convolution keeps besides its values (``contract``): ``check_contract``;
+* the convolution as one matrix (``matrix``): ``conv_matrix_mistake``;
 * the conv2d_padded that 08 and 09 take from 07, its flip charged in 07 only (``pasted``):
   ``check_pasted_conv2d``, ``carried_reference``, ``flips_kernel``, ``FLIP_NOTICE``;
 * going further, the backward pass (``backward``, ``library``): ``check_conv2d_backward``,
@@ -48,6 +49,7 @@ from .single_channel import call_conv, check_conv2d, check_conv_property, check_
 from .diagnoses import diagnose_conv2d
 from .failures import NOT_WRITTEN, CheckFailure, call_student, check, check_true
 from .layers import check_channels, check_conv_layer, check_conv_weight
+from .matrix import conv_matrix_mistake
 from .pasted import FLIP_NOTICE, carried_reference, check_pasted_conv2d, flips_kernel
 from .library import (_reject_library_conv, check_no_library_conv, check_no_library_conv_backward,  # noqa: F401
                       check_no_library_conv_batch)
@@ -67,7 +69,7 @@ __all__ = [
     "check_conv2d", "call_conv", "check_conv_property", "map_of", "check_true_convolution", "diagnose_conv2d",
     "check_no_library_conv",
     "check_conv2d_batch", "diagnose_conv2d_batch", "check_no_library_conv_batch",
-    "check_contract",
+    "check_contract", "conv_matrix_mistake",
     "check_conv2d_backward", "check_numerical_gradient", "check_no_library_conv_backward",
     "check_pasted_conv2d", "carried_reference", "flips_kernel", "FLIP_NOTICE",
     "check_conv_layer", "check_conv_weight", "check_channels",

@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 
 from .basic import check_scalar, to_numpy
-from .failures import fail, fail_returned_nothing, result_of, short
+from .failures import CheckFailure, fail, fail_returned_nothing, result_of, short
 
 
 def _is_number(value):
@@ -43,12 +43,31 @@ def check_hand_value(got, expected, name, *, atol=0.0, hint=None, mistakes=None)
     check_scalar(got, expected, name, atol=atol, hint=hint)
 
 
-def check_entry(grid, expected, name, *, index, atol=0.0, hint=None, mistakes=None):
+def _grid_mistake(grid, grid_mistakes, atol):
+    """The explanation of the first wrong grid in ``grid_mistakes`` that the whole of ``grid`` equals, or None."""
+    try:
+        got = np.asarray(grid, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    tol = max(atol, 1e-9)
+    for wrong, explanation in grid_mistakes or ():
+        wrong = np.asarray(wrong, dtype=np.float64)
+        if got.shape == wrong.shape and bool(np.all(np.abs(got - wrong) <= tol)):
+            return explanation
+    return None
+
+
+def check_entry(grid, expected, name, *, index, atol=0.0, hint=None, mistakes=None, grid_mistakes=None):
     """Element ``index`` (a tuple such as ``(0, 1)``) of a grid typed in by hand.
 
     The grid may be nested lists or tuples, or an array. A missing element is
     reported as such, not as an IndexError. With ``expected=None`` it only
     checks that the element exists and is a number (a self-check).
+
+    ``mistakes`` maps a wrong value of this element alone to what it suggests. ``grid_mistakes`` holds
+    ``(wrong_grid, explanation)`` pairs: a wrong element is explained by one of them only when the
+    whole grid equals that wrong grid (one element that happens to agree names nothing); the
+    explanation is then the failure's likely mistake.
     """
     index = tuple(index)
     label = name + "".join(f"[{i}]" for i in index)
@@ -65,6 +84,14 @@ def check_entry(grid, expected, name, *, index, atol=0.0, hint=None, mistakes=No
             fail(f"{label} should be a single number.", "a number", f"{type(value).__name__}: {short(value)}",
                  hint="type the number itself, e.g. -2, without quotes")
         return
+    if grid_mistakes:
+        explanation = _grid_mistake(grid, grid_mistakes, atol)
+        if explanation is not None:
+            try:
+                check_hand_value(value, expected, label, atol=atol)
+            except CheckFailure as failure:
+                raise CheckFailure(f"{failure}\n  likely mistake: {explanation}") from None
+            return
     check_hand_value(value, expected, label, atol=atol, hint=hint, mistakes=mistakes)
 
 
@@ -135,7 +162,7 @@ def _call_text(name, args, kwargs):
     return f"{name}(" + ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]) + ")"
 
 
-def check_function_values(func, cases, name=None, *, hint=None, mistakes=None):
+def check_function_values(func, cases, name=None, *, hint=None, mistakes=None, probes=()):
     """Call ``func`` on each case and compare the number it returns.
 
     ``cases`` holds ``(args, kwargs, expected)`` triples. ``mistakes`` maps a
@@ -143,6 +170,8 @@ def check_function_values(func, cases, name=None, *, hint=None, mistakes=None):
     At the first wrong result, a description becomes the hint only when its
     function gives what ``func`` gives on every case (the later ones are called
     too, for this only): two mistakes that agree on one call are told apart.
+    ``probes`` holds more ``(args, kwargs, anything)`` triples that are never
+    graded: they are called too, only to tell the mistakes apart.
     """
     name = name or getattr(func, "__name__", "your function")
     seen = []
@@ -154,7 +183,7 @@ def check_function_values(func, cases, name=None, *, hint=None, mistakes=None):
         seen.append((args, kwargs, got))
         this_hint = hint
         if not (_is_number(got) and got == expected) and mistakes:
-            seen += _results_without_failing(func, cases[index + 1:])
+            seen += _results_without_failing(func, list(cases[index + 1:]) + list(probes or ()))
             this_hint = _mistake_explaining(seen, mistakes) or hint
         check_scalar(got, expected, call, hint=this_hint)
 

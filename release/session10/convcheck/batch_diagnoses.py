@@ -81,6 +81,12 @@ def _batch_value_mistake(got, x, w, b, device):
         (plain - bias, "bias subtracted: add bias[o] to output channel o"),
         (first_only, "bias added to the first channel only: bias[o] goes to every element of output channel o"),
     ]
+    for before, after, where in ((0, 2, "after the image (bottom and right)"),
+                                 (2, 0, "before the image (top and left)")):
+        one_sided = np.pad(x, ((0, 0), (0, 0), (before, after), (before, after)))
+        variants.append((_batch_reference(one_sided, w, b, padding=0, device=device),
+                         f"all 2p padding rows and columns put {where}: pad p on every side, "
+                         "np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))"))
     for wrong, text in variants:
         if not same(wrong, right) and same(got, wrong):
             return text

@@ -135,7 +135,11 @@ def map_of(at_function, name=None):
         out = np.empty((max(rows, 0), max(cols, 0)))
         for i in range(rows):
             for j in range(cols):
-                value = call_student(at_function, image, kernel, i, j)
+                try:
+                    value = call_student(at_function, image, kernel, i, j)
+                except ValueError as error:  # every (i, j) here is valid: name an off-by-one check if it is one
+                    _fail_refused_position(at_function, label, image, kernel, (i, j), error)
+                    raise
                 if value is None:
                     fail_returned_nothing(f"{label}: the function", "a number", where=f"(i={i}, j={j})")
                 if np.size(value) != 1:
@@ -147,6 +151,71 @@ def map_of(at_function, name=None):
 
     whole_map.__name__ = label
     return whole_map
+
+
+def _refused_positions(at_function, image, kernel):
+    """The valid positions (i, j) at which ``at_function`` raises ValueError, with the number of rows and
+    columns of positions; None when it raises anything else at a valid position."""
+    rows = np.shape(image)[0] - np.shape(kernel)[0] + 1
+    cols = np.shape(image)[1] - np.shape(kernel)[1] + 1
+    refused = set()
+    for i in range(rows):
+        for j in range(cols):
+            try:
+                at_function(np.array(image, copy=True), np.array(kernel, copy=True), i, j)
+            except ValueError:
+                refused.add((i, j))
+            except Exception:  # noqa: BLE001 - another error is another mistake: nothing is named
+                return None
+    return refused, rows, cols
+
+
+# Which valid positions a strict ``<`` in the position check refuses: the last row of positions
+# (i == H - kh), the last column (j == W - kw), or both; and what each such check is told.
+_STRICT_CHECKS = (
+    ((True, True), "off by one in the position check: i = H - kh and j = W - kw are valid (the kernel's last row "
+                   "then lands on the image's last row, its last column on the image's last column) but are "
+                   "refused; allow 0 <= i <= H - kh and 0 <= j <= W - kw (<=, not <)"),
+    ((True, False), "off by one in the row check: i = H - kh is valid (the kernel's last row then lands on the "
+                    "image's last row) but is refused; allow 0 <= i <= H - kh (<=, not <)"),
+    ((False, True), "off by one in the column check: j = W - kw is valid (the kernel's last column then lands on "
+                    "the image's last column) but is refused; allow 0 <= j <= W - kw (<=, not <)"),
+)
+
+
+def _strict_check_mistake(at_function, image, kernel):
+    """The off-by-one position check whose prediction is exactly where ``at_function`` refuses valid positions
+    (ValueError at every position of the last row and/or column of positions, nowhere else), on ``image``
+    and on a 7x9 probe with a 2x3 and with a 3x2 kernel; else None. On the probes the three checks refuse
+    different positions, and a check that swaps the kernel's sides (i against W - kw) refuses the last row
+    with one kernel but the last column with the other, so it is not taken for one of them."""
+    probe = np.random.default_rng(10).integers(-4, 5, size=(7, 9)).astype(np.float64)
+    wide = np.array([[1.0, 2.0, 0.0], [-1.0, 3.0, 1.0]])
+    found = [_refused_positions(at_function, img, ker)
+             for img, ker in ((image, kernel), (probe, wide), (probe, np.ascontiguousarray(wide.T)))]
+    if any(f is None for f in found):
+        return None
+    for (last_row, last_col), text in _STRICT_CHECKS:
+        if all(refused == {(i, j) for i in range(rows) for j in range(cols)
+                           if (last_row and i == rows - 1) or (last_col and j == cols - 1)}
+               for refused, rows, cols in found):
+            return text
+    return None
+
+
+def _fail_refused_position(at_function, label, image, kernel, position, error):
+    """Fail naming the off-by-one check when it explains the ValueError ``at_function`` raised at the valid
+    ``position``; return (the caller re-raises the error) when it does not."""
+    try:
+        mistake = _strict_check_mistake(at_function, image, kernel)
+    except Exception:  # noqa: BLE001 - a probe that cannot run names nothing
+        mistake = None
+    if mistake is None:
+        return
+    (H, W), (kh, kw), (i, j) = np.shape(image), np.shape(kernel), position
+    fail(f"{label}(image {H}x{W}, kernel {kh}x{kw}) raised an error at a valid position.", "a number",
+         f"{type(error).__name__}: {error}",
+         where=f"(i={i}, j={j}); the valid positions are i in 0..{H - kh}, j in 0..{W - kw}", mistake=mistake)
 
 
 def _orientation_mistake(got, image, kernel, device):

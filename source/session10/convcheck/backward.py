@@ -65,10 +65,28 @@ def diagnose_conv2d_backward(got, dout, x, weight, padding, stride, device):
         if same(dx, unstrided[0]) or same(dweight, unstrided[1]):
             return (f"the stride is left out: output (i, j) looked at the patch that starts at row i * {stride} and "
                     f"column j * {stride}, so that is where its share of the gradient goes")
+    if any(same(dx, _assigned_dx(dout, weight, np.shape(x), padding, stride, last_only))
+           for last_only in (False, True)) and not same(dx, right[0]):
+        return ("dx is assigned (=) where it must be added (+=): windows overlap, so a pixel's gradient is the sum "
+                "of the shares of every output that looked at it")
     count = np.prod(np.shape(dout)) / np.shape(dout)[1]
     if same(dbias, right[2] / count) or same(dweight, right[1] / count):
         return "a mean where the gradient is a sum: each output position adds its own share"
     return None
+
+
+def _assigned_dx(dout, weight, x_shape, padding, stride, last_only):
+    """dx from loops over the output positions (i, j) that assign each window's share instead of adding it
+    (``last_only``: an outer loop over the output channels, so the last channel's shares are what is left)."""
+    dout, weight = np.asarray(dout, dtype=np.float64), np.asarray(weight, dtype=np.float64)
+    if last_only:
+        dout, weight = dout[:, -1:], weight[-1:]
+    (k_h, k_w), (height, width) = weight.shape[2:], x_shape[2:]
+    padded = np.zeros(tuple(x_shape[:2]) + (height + 2 * padding, width + 2 * padding))
+    for i, j in np.ndindex(*dout.shape[2:]):
+        padded[:, :, i * stride:i * stride + k_h, j * stride:j * stride + k_w] = \
+            np.einsum("no,ockl->nckl", dout[:, :, i, j], weight)
+    return padded[:, :, padding:padding + height, padding:padding + width]
 
 
 def check_conv2d_backward(func, dout, x, weight, bias=None, *, name=None, padding=0, stride=1, device=None):
@@ -137,7 +155,10 @@ def check_numerical_gradient(func, f, x, *, h, name=None, f_name=None):
             (2 * expected, "the central difference divided by h instead of 2h"),
             (expected / 2, "divided by 4h: the step from x - h to x + h is 2h"),
             (_differences(f, x0, 1e-6)[0], "the derivative itself (worked out by hand, or at a step of your own), "
-                                           "not the central difference at the step h the call gives")
+                                           "not the central difference at the step h the call gives"),
+            *((_not_put_back(f, x0, h, left), f"each changed element was left at x {left} h, not put back: every "
+                                               "later difference starts from a changed x; restore x[i] after its two "
+                                               "calls to f") for left in ("-", "+")),
         ) if _close(got, predicted)), None)
         fail_explained(failure, mistake, "change one element at a time, by +h and by -h, from the same x",
                        f"reference: the central differences of {f_name} at h={h:g}, in float64")
@@ -146,6 +167,20 @@ def check_numerical_gradient(func, f, x, *, h, name=None, f_name=None):
 
 def _close(got, predicted):
     return got.shape == predicted.shape and np.allclose(got, predicted, rtol=1e-6, atol=1e-7)
+
+
+def _not_put_back(f, x, h, left):
+    """Central differences where each element stays where its second step (``left``: "-" or "+") left it."""
+    flat = x.astype(np.float64).ravel()
+    gradient = np.zeros_like(flat)
+    for i, kept in enumerate(flat.copy()):
+        steps = (kept + h, kept - h) if left == "-" else (kept - h, kept + h)
+        values = []
+        for value in steps:
+            flat[i] = value
+            values.append(float(f(flat.reshape(x.shape))))
+        gradient[i] = (values[0] - values[1]) / (2 * h) * (1 if left == "-" else -1)
+    return gradient.reshape(x.shape)
 
 
 def _differences(f, x, h):

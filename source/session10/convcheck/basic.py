@@ -84,8 +84,52 @@ def check_array(got, expected, name, *, atol=0.0, rtol=0.0, hint=None, index_nam
     where += f"\n  largest error: {finite.max() if finite.size else float('nan'):.3g}"
     if np.any(bound > 0):
         where += f" (tolerance at element {', '.join(map(str, first))}: {bound[first]:.3g})"
+    pattern = difference_pattern(got_array, expected, wrong)
+    if pattern:
+        where += f"\n  pattern:  {pattern}"
     fail(f"{name}: {int(wrong.sum())} of {wrong.size} elements are wrong.", short(expected[first].item()),
          short(got_array[first].item()), where, hint)
+
+
+def difference_pattern(got, expected, wrong):
+    """What the wrong elements (``wrong``, a mask) have in common, said plainly, or None: a sign, a factor, an
+    offset, values moved by a row or column, a transpose, or only the last row or column, left at 0."""
+    got, expected = got.astype(np.float64), expected.astype(np.float64)
+    if not (np.all(np.isfinite(got)) and np.any(expected)):
+        return None
+    tol = 1e-6 * float(np.max(np.abs(expected)))
+
+    def close(a, b):
+        return a.shape == b.shape and a.size > 0 and bool(np.all(np.abs(a - b) <= tol + 1e-6 * np.abs(b)))
+    if close(got, expected):  # wrong only by less than this pattern's own tolerance
+        return None
+    if close(got, -expected):
+        return "every element has the opposite sign"
+    factor = float(np.sum(got * expected) / np.sum(expected * expected))
+    if not np.isclose(factor, 1) and close(got, factor * expected):
+        return f"every element is {factor:.4g} times the right value"
+    offset = float(np.mean(got - expected))
+    if close(got, expected + offset):
+        return f"every element is off by the same {offset:.4g}"
+    if expected.ndim < 2 or min(expected.shape[-2:]) < 3:
+        return None
+    if expected.shape[-1] == expected.shape[-2] and close(got, np.swapaxes(expected, -1, -2)):
+        return "the result is transposed: rows and columns are swapped"
+    last = np.zeros(expected.shape[-2:], dtype=bool)
+    last[-1, :] = last[:, -1] = True
+    if not np.any(wrong & ~last) and np.all(got[wrong] == 0):
+        return ("only the last row or column is wrong, and it is 0: "
+                "do the loops stop one position early? (n - k + 1 positions: range(n - k + 1))")
+    rows, cols = expected.shape[-2:]
+    for dr, dc in ((dr, dc) for dr in range(-2, 3) for dc in range(-2, 3) if (dr, dc) != (0, 0)):
+        # got[i, j] == expected[i + dr, j + dc] wherever both exist
+        g = got[..., max(0, -dr):rows - max(0, dr), max(0, -dc):cols - max(0, dc)]
+        e = expected[..., max(0, dr):rows - max(0, -dr), max(0, dc):cols - max(0, -dc)]
+        if g.size * 2 >= got.size and np.any(e) and close(g, e):
+            moved = ", ".join(name + (f"{d:+d}" if d else "") for name, d in (("i", dr), ("j", dc)))
+            return (f"the values are right but in the wrong place: element [i, j] holds the right value of "
+                    f"[{moved}] (a window or padding offset)")
+    return None
 
 
 def _close(got, wrong, atol, rtol):

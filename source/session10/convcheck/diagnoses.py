@@ -1,7 +1,7 @@
 """Diagnoses of a wrong single-channel convolution: probe inputs name the likely mistake."""
 import numpy as np
 
-from .basic import to_numpy
+from .basic import difference_pattern, to_numpy
 from .calls import call_in_style, same
 from .references import compute_device, conv2d_reference
 
@@ -99,14 +99,16 @@ def diagnose_conv2d(func, *, style="full", device=None):
                 return "border bug: a constant image is right inside but wrong at the edges; pad with zeros"
         except Exception:  # noqa: BLE001
             pass
-    impulse = np.zeros((7, 9))
-    impulse[3, 4] = 1.0
-    try:
-        got_impulse = to_numpy(call_in_style(func, style, impulse, kernel, padding, stride))
-        if same(got_impulse, ref(impulse, kernel)):
-            return "right on an impulse image but wrong in general: check how patch values are multiplied and summed"
-    except Exception:  # noqa: BLE001
-        pass
+    if difference_pattern(got, ref(image, kernel), ~np.isclose(got, ref(image, kernel))) is None:
+        impulse = np.zeros((7, 9))
+        impulse[3, 4] = 1.0
+        try:
+            got_impulse = to_numpy(call_in_style(func, style, impulse, kernel, padding, stride))
+            if same(got_impulse, ref(impulse, kernel)):
+                return ("right on an image with a single 1 in its middle, wrong on a general one: "
+                        "check how patch values are multiplied and summed")
+        except Exception:  # noqa: BLE001
+            pass
     return None
 
 
@@ -210,8 +212,15 @@ def _stride_shape_mistake(got_shape, want_shape, image_shape, kernel_shape, padd
     ]
     for shape, text in rules:
         if tuple(shape) == tuple(got_shape) and tuple(shape) != tuple(want_shape):
-            return f"with stride={stride} the output shape is {tuple(got_shape)}, expected {tuple(want_shape)}: {text}"
-    return f"with stride={stride} the output shape is {tuple(got_shape)}, expected {tuple(want_shape)}"
+            return (f"{text} (on a {_size(image_shape)} probe image with a {_size(kernel_shape)} kernel, padding "
+                    f"{padding} and stride {stride}, the output is {_size(got_shape)}, where {_size(want_shape)} "
+                    "is right)")
+    return (f"on a {_size(image_shape)} probe image with a {_size(kernel_shape)} kernel, padding {padding} and stride "
+            f"{stride}, the output is {_size(got_shape)}, where (H + 2p - k) // s + 1 gives {_size(want_shape)}")
+
+
+def _size(shape):
+    return " x ".join(map(str, shape))
 
 
 def _diagnose_stride(func, image, kernel, device):

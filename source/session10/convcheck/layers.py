@@ -26,11 +26,50 @@ def check_conv_layer(layer, name, *, in_channels, out_channels, kernel_size, pad
              f"bias={layer.bias is not None}", hint=f"pass bias={bias} to nn.Conv2d")
 
 
+def _looks_untouched(filter_weights, kernels):
+    """Whether a filter still looks like nn.Conv2d's random start: no expected kernel (nor its transpose,
+    flip or negative), every weight within the default initial range |w| <= 1/sqrt(fan_in), and no
+    structure (no zero, no two weights equal), where the kernels this course loads have zeros or
+    repeated weights."""
+    flat = filter_weights.ravel()
+    bound = 1.0 / np.sqrt(filter_weights.size)  # fan_in = in_channels * kH * kW, the weights of one filter
+    if flat.size < 2 or not np.all(np.abs(flat) <= bound * (1 + 1e-6)):
+        return False
+    if np.any(np.abs(flat) <= 1e-7) or np.min(np.diff(np.sort(flat))) <= 1e-7:
+        return False
+    for kernel in kernels:
+        for known in (kernel, np.swapaxes(kernel, -1, -2), kernel[..., ::-1, ::-1]):
+            if np.allclose(filter_weights, known, rtol=1e-6, atol=1e-6) \
+                    or np.allclose(filter_weights, -known, rtol=1e-6, atol=1e-6):
+                return False
+    return True
+
+
+def _untouched_mistake(weight, kernels, o):
+    """What to say when filter ``o`` still holds nn.Conv2d's random starting weights, or None."""
+    if not _looks_untouched(weight[o], kernels):
+        return None
+    count = kernels.shape[0]
+    untouched = [k for k in range(count) if _looks_untouched(weight[k], kernels)]
+    if len(untouched) == count:
+        return (("the weights are still" if count == 1 else "every filter still holds") + " nn.Conv2d's random "
+                "starting weights: no kernel was copied into this layer; copy " + ("it" if count == 1 else "them")
+                + " in inside torch.no_grad(), after creating the layer (and do not create it again afterwards)")
+    right = [k for k in range(count) if np.allclose(weight[k], kernels[k], rtol=1e-6, atol=1e-6)]
+    if len(right) + len(untouched) == count:
+        which = (f"filter {o}" if len(untouched) == 1 else "filters " + ", ".join(map(str, untouched)))
+        return (f"{which} still {'holds' if len(untouched) == 1 else 'hold'} nn.Conv2d's random starting "
+                f"weights: the loop did not reach {'it' if len(untouched) == 1 else 'them'}; copy kernel o "
+                f"into weight[o] for every o from 0 to {count - 1}")
+    return f"filter {o} still holds nn.Conv2d's random starting weights: nothing was copied into it"
+
+
 def check_conv_weight(layer, kernels, name):
     """``layer.weight`` (C_out, C_in, kH, kW) must hold ``kernels`` (same shape), naming the wrong filter.
 
     A filter that equals another expected filter (wrong order), its transpose
-    or its flip is reported as such.
+    or its flip is reported as such, and so is one that still looks like
+    nn.Conv2d's random starting weights (see ``_looks_untouched``).
     """
     kernels = np.asarray(kernels, dtype=np.float64)
     weight = to_numpy(layer.weight).astype(np.float64)
@@ -50,6 +89,8 @@ def check_conv_weight(layer, kernels, name):
             mistake = "the kernel is flipped: nn.Conv2d does not flip; copy the kernel as it is"
         elif np.allclose(got, -want, rtol=1e-6, atol=1e-6):
             mistake = "the kernel has the wrong sign"
+        else:
+            mistake = _untouched_mistake(weight, kernels, o)
         check_array(got, want, f"{name}.weight[{o}]", atol=1e-6, rtol=1e-6,
                     hint=mistake or ("copy the kernel in with torch.no_grad(): "
                                      "layer.weight[o, 0] = torch.tensor(kernel)"),
