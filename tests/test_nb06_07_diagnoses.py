@@ -315,3 +315,12 @@ def test_no_pattern_is_claimed_where_there_is_none(make_wrong):
     with pytest.raises(convcheck.CheckFailure) as failure:
         convcheck.check_array(make_wrong(expected), expected, "out", atol=1e-12)
     assert "pattern:" not in str(failure.value), str(failure.value)
+
+
+def test_a_constant_map_wrong_in_its_first_row_is_not_called_moved():
+    expected = np.ones((5, 5))
+    got = expected.copy()
+    got[0] = 0
+    with pytest.raises(convcheck.CheckFailure) as failure:
+        convcheck.check_array(got, expected, "out")
+    assert "wrong place" not in str(failure.value), str(failure.value)

@@ -125,7 +125,9 @@ def difference_pattern(got, expected, wrong):
         # got[i, j] == expected[i + dr, j + dc] wherever both exist
         g = got[..., max(0, -dr):rows - max(0, dr), max(0, -dc):cols - max(0, dc)]
         e = expected[..., max(0, dr):rows - max(0, -dr), max(0, dc):cols - max(0, -dc)]
-        if g.size * 2 >= got.size and np.any(e) and close(g, e):
+        unmoved = expected[..., max(0, -dr):rows - max(0, dr), max(0, -dc):cols - max(0, dc)]
+        # the move must explain what staying put does not (a constant or repeating map matches both)
+        if g.size * 2 >= got.size and np.any(e) and close(g, e) and not close(g, unmoved):
             moved = ", ".join(name + (f"{d:+d}" if d else "") for name, d in (("i", dr), ("j", dc)))
             return (f"the values are right but in the wrong place: element [i, j] holds the right value of "
                     f"[{moved}] (a window or padding offset)")
