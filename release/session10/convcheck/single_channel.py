@@ -153,6 +153,17 @@ def map_of(at_function, name=None):
     return whole_map
 
 
+def at_valid_position(at_function, image, kernel, i, j):
+    """``at_function(image, kernel, i, j)`` at a position that is valid: a ValueError there is named as an
+    off-by-one position check when that explains where the function refuses (else it is raised as it is)."""
+    name = getattr(at_function, "__name__", "your function")
+    try:
+        return call_student(at_function, image, kernel, i, j, name=name)
+    except ValueError as error:
+        _fail_refused_position(at_function, name, image, kernel, (i, j), error)
+        raise
+
+
 def _refused_positions(at_function, image, kernel):
     """The valid positions (i, j) at which ``at_function`` raises ValueError, with the number of rows and
     columns of positions; None when it raises anything else at a valid position."""

@@ -19,7 +19,8 @@ What the notebooks use, by topic:
 * inputs, devices, tolerances and references (``references``): ``rng``, ``NUMPY``, ``compute_device``,
   ``tolerance``, ``conv_atol``, ``precision_of``, ``conv2d_reference``, ``_batch_reference``;
 * a student's single-channel convolution (``single_channel``, ``diagnoses``, ``library``): ``check_conv2d``,
-  ``call_conv``, ``check_conv_property``, ``map_of``, ``check_true_convolution``, ``diagnose_conv2d``,
+  ``call_conv``, ``check_conv_property``, ``map_of``, ``at_valid_position``, ``check_true_convolution``,
+  ``diagnose_conv2d``,
   ``check_no_library_conv``;
 * a student's batched convolution (``batched``, ``batch_diagnoses``, ``library``): ``check_conv2d_batch``,
   ``diagnose_conv2d_batch``, ``check_no_library_conv_batch``;
@@ -45,7 +46,8 @@ from .batch_diagnoses import diagnose_conv2d_batch
 from .batched import check_conv2d_batch
 from .calls import _left_by_call  # noqa: F401 - hook
 from .contract import check_contract
-from .single_channel import call_conv, check_conv2d, check_conv_property, check_true_convolution, map_of
+from .single_channel import (at_valid_position, call_conv, check_conv2d, check_conv_property,
+                             check_true_convolution, map_of)
 from .diagnoses import diagnose_conv2d
 from .failures import NOT_WRITTEN, CheckFailure, call_student, check, check_true
 from .layers import check_channels, check_conv_layer, check_conv_weight
@@ -66,7 +68,8 @@ __all__ = [
     "check_counts",
     "rng", "NUMPY", "compute_device", "tolerance", "conv_atol", "precision_of", "conv2d_reference",
     "_batch_reference",
-    "check_conv2d", "call_conv", "check_conv_property", "map_of", "check_true_convolution", "diagnose_conv2d",
+    "check_conv2d", "call_conv", "check_conv_property", "map_of", "at_valid_position", "check_true_convolution",
+    "diagnose_conv2d",
     "check_no_library_conv",
     "check_conv2d_batch", "diagnose_conv2d_batch", "check_no_library_conv_batch",
     "check_contract", "conv_matrix_mistake",
