@@ -135,11 +135,7 @@ def map_of(at_function, name=None):
         out = np.empty((max(rows, 0), max(cols, 0)))
         for i in range(rows):
             for j in range(cols):
-                try:
-                    value = call_student(at_function, image, kernel, i, j)
-                except ValueError as error:  # every (i, j) here is valid: name an off-by-one check if it is one
-                    _fail_refused_position(at_function, label, image, kernel, (i, j), error)
-                    raise
+                value = at_valid_position(at_function, image, kernel, i, j, label=label)
                 if value is None:
                     fail_returned_nothing(f"{label}: the function", "a number", where=f"(i={i}, j={j})")
                 if np.size(value) != 1:
@@ -153,14 +149,15 @@ def map_of(at_function, name=None):
     return whole_map
 
 
-def at_valid_position(at_function, image, kernel, i, j):
+def at_valid_position(at_function, image, kernel, i, j, *, label=None):
     """``at_function(image, kernel, i, j)`` at a position that is valid: a ValueError there is named as an
-    off-by-one position check when that explains where the function refuses (else it is raised as it is)."""
+    off-by-one position check when that explains where the function refuses (else it is raised as it is);
+    ``label`` names the function in that message (default: its own name)."""
     name = getattr(at_function, "__name__", "your function")
     try:
         return call_student(at_function, image, kernel, i, j, name=name)
     except ValueError as error:
-        _fail_refused_position(at_function, name, image, kernel, (i, j), error)
+        _fail_refused_position(at_function, label or name, image, kernel, (i, j), error)
         raise
 
 
