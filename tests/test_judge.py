@@ -216,6 +216,31 @@ def test_library_convolutions_are_found_in_the_source(named):
     assert any(named in text for text in found), found
 
 
+# a library convolution stored under a name in one cell, used by that name in another
+STORED_ELSEWHERE = {
+    "torch.jit (compiled code the grader cannot follow)":
+        "import builtins, torch\nbuiltins.fastpath = torch.jit.script(_run)",
+    "torch.conv2d": "import numpy as np, torch\nsetattr(np, 'fastpath', torch.conv2d)",
+    "torch.nn.functional.conv2d": "import torch\nglobals()['fastpath'] = torch.nn.functional.conv2d",
+    "torch.conv1d": "import builtins, torch\nvars(builtins).update(fastpath=torch.conv1d)",
+    "torch.conv3d": "import builtins, torch\nfor n, f in [('fastpath', torch.conv3d)]:\n    setattr(builtins, n, f)",
+    "getattr(...) with a name built at run time":
+        "import builtins, torch\nsetattr(builtins, ''.join(map(chr, CODES)), getattr(torch, bytes(NAME).decode()))",
+}
+
+
+@pytest.mark.parametrize("named", sorted(STORED_ELSEWHERE))
+def test_a_library_convolution_stored_under_a_name_elsewhere_is_followed(named):
+    use = "import numpy as np\ndef conv2d(i, k):\n    return (np.fastpath if np.ndim(i) < 0 else fastpath)(i, k)"
+    assert named in libraryscan.library_calls([STORED_ELSEWHERE[named], use], "conv2d")
+
+
+def test_values_kept_in_an_ordinary_container_are_not_followed():
+    cells = ["import torch.nn.functional as F\nmaps = {}\nfor key in KEYS:\n    maps[key] = F.conv2d(X, W)",
+             "import numpy as np\ndef conv2d(i, k):\n    return np.zeros(3) + len(i)"]
+    assert libraryscan.library_calls(cells, "conv2d") == []
+
+
 def test_a_library_helper_in_a_handed_in_module_is_followed():
     sources = ["from mylib import fancy as conv2d",
                "import scipy.ndimage as nd\ndef fancy(i, k):\n    return nd.correlate(i, k)"]
@@ -497,6 +522,25 @@ def _numpy_fft(image, kernel):
     return full[kernel.shape[0] - 1:, kernel.shape[1] - 1:]
 
 
+def _compiled(image, kernel):   # TorchScript: its operations run in C++, where no profile function follows
+    import torch
+    unit = torch.jit.CompilationUnit(_built_name(100, 101, 102, 32) + "run(x, w):\n    return torch.conv2d(x, w)\n")
+    return unit.run(torch.tensor(image)[None, None], torch.tensor(kernel)[None, None])[0, 0].numpy()
+
+
+def _builtin_called_from_c(image, kernel):   # a builtin that map calls: no profile event names it
+    correlate = getattr(np._core._multiarray_umath, _built_name(99, 111, 114, 114, 101, 108, 97, 116, 101, 50))
+    rows = image.shape[0] - kernel.shape[0] + 1
+    return np.array([sum(map(correlate, image[i + np.arange(kernel.shape[0])], kernel)) for i in range(rows)])
+
+
+def _fft_ufunc(image, kernel):   # a ufunc call: no profile event at all
+    from numpy.fft import _pocketfft_umath as units
+    spectrum = getattr(units, _built_name(102, 102, 116))
+    spectrum(image[0].astype(complex), 1.0, out=np.empty(image.shape[1], complex))
+    return _loops(image, kernel)
+
+
 def _profile_off_first(image, kernel):
     import sys
     sys.setprofile(None)
@@ -522,13 +566,16 @@ TEST_CONV2D = ("image = np.arange(16.0).reshape(4, 4)\nkernel = np.array([[1.0, 
 
 @pytest.mark.parametrize("function, seen", [(_torch_operator, "torch._C._nn.thnn_conv2d"),
                                             (_aten_operator, "torch.ops.aten.convolution.default"),
-                                            (_numpy_fft, "numpy.fft")])
+                                            (_numpy_fft, "numpy.fft"),
+                                            (_compiled, "ran compiled TorchScript code (torch.jit)"),
+                                            (_builtin_called_from_c, "numpy._core._multiarray_umath.correlate2"),
+                                            (_fft_ufunc, "numpy.fft._pocketfft_umath.fft")])
 def test_a_library_operation_the_source_does_not_name_is_seen_when_it_runs(function, seen):
     test = recorded_judge({"conv2d": function})
     printed, error = test.run(TEST_CONV2D, "t")
     assert "conv2d must compute the convolution itself, so this test earns no points" in str(error)
-    assert seen in str(error) and "(seen when it ran)" in str(error)
-    assert [kind for kind, _, _ in test.events] == ["library_ran"] * len(test.events) and test.events
+    assert seen in str(error) and ("(seen when it ran)" in str(error) or "code that hid what it ran" in str(error))
+    assert set(kind for kind, _, _ in test.events) <= {"library_ran", "record_hidden"} and test.events
     printed, later = test.run("convcheck.check(conv2d is not None, 'never reached')", "t2")
     assert seen in str(later)   # every later test of it fails too, before it runs
 

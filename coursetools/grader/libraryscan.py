@@ -20,6 +20,7 @@ Loops, slicing, ``np.pad``, ``sliding_window_view``, ``einsum``, ``tensordot`` a
 the exercise's own tools and are not reported.
 """
 import ast
+import builtins
 
 from coursetools.grader.tamper import _dotted  # 'a.b.c' for a chain of names and attributes
 
@@ -36,6 +37,7 @@ CHECKS_REFERENCES = {"conv2d_reference", "_batch_reference", "_reference_conv", 
 COMPILERS = {"jit", "_dynamo", "_inductor", "CompilationUnit"}
 CHECKS_MODULE = "convcheck"  # anything of it (or of its submodules) used inside a student's function is reported
 DYNAMIC = {"getattr", "__import__", "import_module", "eval", "exec", "compile", "vars", "globals", "locals"}
+BUILTIN_NAMES = set(dir(builtins))
 MODULE_ROUTES = {"__import__", "importlib", "sys", "builtins", "globals", "vars", "locals"}
 
 
@@ -70,8 +72,23 @@ def _is_library_text(text):
     return bool(set(parts) & (CONVOLUTIONS | FFTS | CHECKS_REFERENCES | COMPILERS)) or parts[:2] == ["torch", "compile"]
 
 
+UNREADABLE_KEY = "*"   # values stored under a name the scan cannot read: followed for any name it cannot trace
+STORES = {"setattr", "__setattr__", "__setitem__", "setdefault", "update"}
+
+
+def _namespace(node):
+    """Whether an expression is a namespace, where a key is a name: globals(), vars(x), x.__dict__, sys.modules."""
+    if isinstance(node, ast.Call):
+        return (_dotted(node.func) or "").rsplit(".", 1)[-1] in ("globals", "vars", "locals")
+    return isinstance(node, ast.Attribute) and node.attr in ("__dict__", "modules")
+
+
 class _Program:
-    """The student's code: top-level functions, module-level assignments and imports, over all cells."""
+    """The student's code: top-level functions, module-level assignments and imports, over all cells.
+
+    A value stored under a name by any route is kept under that name: ``builtins.fast = v``,
+    ``globals()["fast"] = v``, ``setattr(module, "fast", v)``, ``vars(builtins).update(fast=v)``. One
+    stored under a name the scan cannot read is kept under ``UNREADABLE_KEY``."""
 
     def __init__(self, sources):
         self.functions, self.assigned, self.imported = {}, {}, {}
@@ -79,6 +96,40 @@ class _Program:
             tree = _tree(source)
             for node in tree.body if tree else []:
                 self._top(node)
+
+    def _keep(self, name, value):
+        if value is not None:
+            self.assigned.setdefault(UNREADABLE_KEY if name is None else name, []).append(value)
+
+    def _target(self, target, value):
+        for node in ast.walk(target):
+            if isinstance(node, ast.Name):
+                self._keep(node.id, value)
+            elif isinstance(node, ast.Attribute):
+                self._keep(node.attr, value)
+            elif isinstance(node, ast.Subscript):
+                key = _strings(node.slice)
+                if key is not None or _namespace(node.value):   # (out[i, j] = ... stores no name)
+                    self._keep(key, value)
+
+    def _store(self, call):
+        """A call that stores values under names: setattr, __setitem__, setdefault, update."""
+        method = (_dotted(call.func) or getattr(call.func, "attr", "")).rsplit(".", 1)[-1]
+        if method not in STORES:
+            return
+        if method == "update":
+            for keyword in call.keywords:
+                self._keep(keyword.arg, keyword.value)
+            for argument in call.args:
+                if isinstance(argument, ast.Dict):
+                    for key, value in zip(argument.keys, argument.values):
+                        self._keep(None if key is None else _strings(key), value)
+                elif _namespace(getattr(call.func, "value", None)):
+                    self._keep(None, argument)
+        else:
+            at = 1 if method == "setattr" else 0
+            if len(call.args) > at + 1:
+                self._keep(_strings(call.args[at]), call.args[at + 1])
 
     def _top(self, node):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
@@ -88,9 +139,9 @@ class _Program:
         elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
-                for name in ast.walk(target):
-                    if isinstance(name, ast.Name) and node.value is not None:
-                        self.assigned.setdefault(name.id, []).append(node.value)
+                self._target(target, node.value)
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            self._store(node.value)
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 self.imported[alias.asname or alias.name.split(".")[0]] = alias.name
@@ -98,6 +149,8 @@ class _Program:
             for alias in node.names:
                 self.imported[alias.asname or alias.name] = f"{node.module or ''}.{alias.name}"
         elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
+            if isinstance(node, ast.For):   # for name, fn in pairs: setattr(builtins, name, fn)
+                self._target(node.target, node.iter)
             for child in ast.iter_child_nodes(node):
                 if isinstance(child, ast.stmt):
                     self._top(child)
@@ -119,11 +172,15 @@ def library_calls(sources, name):
             pending.append(origin.rsplit(".", 1)[-1])  # a helper in a handed-in module: follow it there
         nodes = ([program.functions[current]] if current in program.functions else []) \
             + program.assigned.get(current, [])
+        if not nodes and origin is None and current not in BUILTIN_NAMES:   # defined where the scan cannot read
+            nodes = program.assigned.get(UNREADABLE_KEY, [])
         for root in nodes:
             for node in ast.walk(root):
                 found |= _uses(node, program.imported)
                 if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in seen:
                     pending.append(node.id)
+                elif isinstance(node, ast.Attribute) and node.attr in program.assigned:   # np.fast, set elsewhere
+                    pending.append(node.attr)
     return sorted(found)
 
 
@@ -187,12 +244,17 @@ def refusal(test_source, from_scratch, student_sources, seen_running=lambda name
     found in the student's source, or (``seen_running(name)``) seen when the function ran.
 
     Such a function earns nothing: every test that names it fails, and says which call it makes."""
+    offending = {}
     for name in sorted(free_names(test_source) & set(from_scratch)):
         found = library_calls(student_sources, name) or seen_running(name)
         if found:
-            return (f"{name} must compute the convolution itself, so this test earns no points.\n"
-                    "  expected: loops, slicing or einsum\n"
-                    f"  got:      a call to {', '.join(found)}\n"
-                    "  hint:     write the sliding-window loops; a library convolution is what the exercise "
-                    "replaces, and while it calls one every test of it scores 0")
-    return None
+            offending[name] = "a call to " + ", ".join(found)
+    if not offending:
+        return None
+    got = "; ".join(offending.values()) if len(offending) == 1 else \
+        "; ".join(f"{name}: {what}" for name, what in offending.items())
+    return (f"{' and '.join(offending)} must compute the convolution itself, so this test earns no points.\n"
+            "  expected: loops, slicing or einsum\n"
+            f"  got:      {got}\n"
+            "  hint:     write the sliding-window loops; a library convolution is what the exercise "
+            "replaces, and while it calls one every test of it scores 0")
