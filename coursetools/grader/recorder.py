@@ -62,6 +62,8 @@ class Record:
     MAX_NOTES = 50
     write, getframe, dumps = staticmethod(os.write), staticmethod(sys._getframe), staticmethod(json.dumps)
     setprofile, getprofile, threading = staticmethod(sys.setprofile), staticmethod(sys.getprofile), threading
+    module_type = type(sys)
+    module_dict = staticmethod(type(sys).__dict__["__dict__"].__get__)
 
     def __init__(self, fd):
         self.fd = fd
@@ -94,11 +96,14 @@ class Record:
                     cls.__call__ = self.compiled_calls[cls] = self.compiled_call(cls.__dict__["__call__"])
 
     def replace_everywhere(self, original, wrapper):
-        for module in list(sys.modules.values()):
-            namespace = getattr(module, "__dict__", None)
-            if isinstance(namespace, dict):
-                for key in [key for key, value in namespace.items() if value is original]:
-                    namespace[key] = wrapper
+        """Put ``wrapper`` where any module holds ``original``. Only real modules, read through the module
+        type's own slot and with plain string keys, so that no object of the student's runs code here."""
+        for module in list(dict.values(sys.modules)):
+            if not issubclass(type(module), self.module_type):
+                continue
+            namespace = self.module_dict(module)
+            for key in [key for key, value in dict.items(namespace) if value is original and type(key) is str]:
+                dict.__setitem__(namespace, key, wrapper)
 
     def entry_point(self, original, what):
         record = self
