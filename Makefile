@@ -26,7 +26,9 @@ $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -c '$(PY_CHECK)' || \
 	  { echo "$(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())' 2>/dev/null):" \
 	  "this course needs 3.11 (3.11.5 or later), 3.12 or 3.13" >&2; exit 1; }
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# Where venv's own pip bootstrap (ensurepip) fails, the base Python's pip puts pip in the venv.
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "ensurepip failed: installing pip into $(VENV) with $(PYTHON)'s pip" >&2; \
+	  $(PYTHON) -m venv --clear --without-pip $(VENV) && $(PYTHON) -m pip --python $(PY) install --quiet pip; }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)

@@ -241,6 +241,18 @@ def test_values_kept_in_an_ordinary_container_are_not_followed():
     assert libraryscan.library_calls(cells, "conv2d") == []
 
 
+def test_a_function_s_own_locals_are_not_taken_for_module_names():
+    """A notebook's timing cell loops ``for name, run in methods.items()`` over library layers; a from-scratch
+    function with its own local ``name`` does not use them. A module name it does read is still followed."""
+    timing = ("import torch.nn as nn\nmethods = {'nn.Conv2d': nn.Conv2d(1, 1, 3)}\n"
+              "for name, run in methods.items():\n    pass")
+    own = ("import numpy as np\ndef conv2d(i, k):\n    for name in ('a', 'b'):\n        i = i + len(name)\n"
+           "    run = lambda x: x\n    return run(np.zeros(3))")
+    assert libraryscan.library_calls([timing, own], "conv2d") == []
+    reads_module = "def conv2d(i, k):\n    def inner():\n        return run(i)\n    return inner()"
+    assert libraryscan.library_calls([timing, reads_module], "conv2d") == ["nn.Conv2d"]
+
+
 def test_a_library_helper_in_a_handed_in_module_is_followed():
     sources = ["from mylib import fancy as conv2d",
                "import scipy.ndimage as nd\ndef fancy(i, k):\n    return nd.correlate(i, k)"]

@@ -42,6 +42,51 @@ def test_check_sizes_reports_position_and_mistakes_even_with_the_wrong_length():
     convcheck.check_sizes(np.array([5, 24]), (5, 24), "sizes")
 
 
+def test_check_sizes_says_when_every_number_is_off_by_the_same_amount():
+    message = failure(convcheck.check_sizes, [6, 25, 31], [5, 24, 30], "sizes")
+    assert "every number is 1 more than expected" in message
+    assert "every number" not in failure(convcheck.check_sizes, [6, 24, 31], [5, 24, 30], "sizes")
+    assert "off by one" in failure(convcheck.check_sizes, [6, 25, 31], [5, 24, 30], "sizes",
+                                   mistakes={(6, 25, 31): "off by one"})
+
+
+def test_check_array_with_a_bound_per_element_reports_results_of_another_shape():
+    message = failure(convcheck.check_array, np.zeros((2, 3)), np.zeros((2, 3)), "property", atol=np.ones((3, 4)))
+    assert "the results compared have the wrong shape" in message and "expected: (3, 4)" in message
+
+
+def test_check_dtype_names_the_element_type():
+    import torch
+    convcheck.check_dtype(np.zeros(2, np.float32), np.float32, "x")
+    convcheck.check_dtype(torch.zeros(2), np.float32, "t")
+    message = failure(convcheck.check_dtype, np.zeros(2), np.float32, "x", hint="keep float32")
+    assert "expected: float32" in message and "got:      float64" in message and "keep float32" in message
+    assert "got:      None" in failure(convcheck.check_dtype, [1.0], np.float32, "x")
+
+
+def _matrix_with(kernel, H, W, row_of, col_of):
+    kernel = np.asarray(kernel, dtype=float)
+    (k_h, k_w), (o_h, o_w) = kernel.shape, (H - kernel.shape[0] + 1, W - kernel.shape[1] + 1)
+    M = np.zeros((o_h * o_w, H * W))
+    for i, j, m, n in np.ndindex(o_h, o_w, k_h, k_w):
+        M[row_of(i, j, o_h, o_w), col_of(i + m, j + n, H, W)] = kernel[m, n]
+    return M
+
+
+@pytest.mark.parametrize("row_of, col_of, size, named", [
+    (lambda i, j, oh, ow: i * ow + j, lambda r, c, H, W: r * (W - 2) + c, (7, 5), "uses the output width"),
+    (lambda i, j, oh, ow: i * ow + j, lambda r, c, H, W: r * H + c, (4, 7), "uses the image's height"),
+    (lambda i, j, oh, ow: i * oh + j, lambda r, c, H, W: r * W + c, (5, 7), "uses the output height"),
+], ids=["column by oW", "column by H", "row by oH"])
+def test_conv_matrix_mistake_names_each_wrong_index_rule(row_of, col_of, size, named):
+    kernel = np.arange(1.0, 7.0).reshape(2, 3)
+    student = lambda k, h, w: _matrix_with(k, h, w, row_of, col_of)   # noqa: E731
+    assert named in convcheck.conv_matrix_mistake(student, kernel, *size)
+    right = lambda k, h, w: _matrix_with(k, h, w, lambda i, j, oh, ow: i * ow + j,   # noqa: E731
+                                         lambda r, c, h_, w_: r * w_ + c)
+    assert convcheck.conv_matrix_mistake(right, kernel, *size) is None
+
+
 @pytest.mark.parametrize("bad", [(5.0, 3), (True, 3), ("5", 3), "53", 5, {5: 3}])
 def test_check_int_sequence_rejects_non_integers(bad):
     failure(convcheck.check_int_sequence, bad, 2, "sizes")

@@ -14,7 +14,7 @@ import re
 import numpy as np
 import pytest
 
-from inprocess import check_spec, convcheck, load_spec, run_notebook, spec_names
+from inprocess import check_spec, convcheck, failure, load_spec, run_notebook, spec_names
 
 NB06, NB07 = "06_padding_and_stride", "07_convolution_from_scratch"
 
@@ -324,3 +324,28 @@ def test_a_constant_map_wrong_in_its_first_row_is_not_called_moved():
     with pytest.raises(convcheck.CheckFailure) as failure:
         convcheck.check_array(got, expected, "out")
     assert "wrong place" not in str(failure.value), str(failure.value)
+
+
+def _with_fit_check(refuses):
+    def conv2d(image, kernel):
+        image, kernel = np.asarray(image, dtype=float), np.asarray(kernel, dtype=float)
+        (H, W), (kH, kW) = image.shape, kernel.shape
+        if refuses(H, W, kH, kW):
+            raise ValueError("the kernel does not fit")
+        windows = np.lib.stride_tricks.sliding_window_view(image, (kH, kW))
+        return np.einsum("ijmn,mn->ij", windows, kernel)
+    return conv2d
+
+
+@pytest.mark.parametrize("refuses, named", [
+    (lambda H, W, kH, kW: kH > W or kW > H, "compares the kernel's height with the image's width"),
+    (lambda H, W, kH, kW: kH >= H or kW >= W, "a kernel as large as the image fits"),
+], ids=["sides swapped", "strict"])
+def test_a_wrong_fit_check_is_named_where_a_fitting_kernel_is_refused(refuses, named):
+    func = _with_fit_check(refuses)
+    mistake = convcheck.fit_check_mistake(func, "conv2d")
+    assert named in mistake
+    image, kernel = ((3, 9), (2, 5)) if "height" in named else ((4, 5), (4, 5))
+    message = failure(convcheck.call_conv, func, np.ones(image), np.ones(kernel), style="conv2d")
+    assert f"likely mistake: {mistake}" in message
+    assert convcheck.fit_check_mistake(_with_fit_check(lambda H, W, kH, kW: kH > H or kW > W), "conv2d") is None

@@ -36,7 +36,7 @@ def loop_forward(x, weight, bias=None, stride=1, padding=0, mistake=None):
     pad = padding if mistake == "pad_all_axes" else ((0, 0), (0, 0), (padding, padding), (padding, padding))
     padded = np.pad(x, pad)
     out_h = (height + 2 * padding - kh) // stride + 1
-    out_w = (width + 2 * padding - kw) // stride + 1
+    out_w = (width + 2 * padding - (kh if mistake == "out_w_uses_kh" else kw)) // stride + 1
     out = np.zeros((n_images, c_out, out_h, out_w))
     for n in range(n_images):
         for o in range(c_out):
@@ -76,6 +76,7 @@ DIAGNOSES = {
     "channels_last": "channels last",
     "pad_all_axes": "pad only the two spatial axes",
     "stride_not_in_slice": "stride ignored when slicing",
+    "out_w_uses_kh": "W_out = (W + 2p - kW) // s + 1",
 }
 
 

@@ -175,13 +175,45 @@ def library_calls(sources, name):
         if not nodes and origin is None and current not in BUILTIN_NAMES:   # defined where the scan cannot read
             nodes = program.assigned.get(UNREADABLE_KEY, [])
         for root in nodes:
+            local = _local_loads(root)
             for node in ast.walk(root):
                 found |= _uses(node, program.imported)
-                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in seen:
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in seen \
+                        and id(node) not in local:
                     pending.append(node.id)
                 elif isinstance(node, ast.Attribute) and node.attr in program.assigned:   # np.fast, set elsewhere
                     pending.append(node.attr)
     return sorted(found)
+
+
+SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+def _own_nodes(scope):
+    """The nodes of one function that belong to its own scope: nested functions and classes are left out
+    (their names, which the function binds, are kept)."""
+    pending = list(ast.iter_child_nodes(scope))
+    while pending:
+        node = pending.pop()
+        yield node
+        if not isinstance(node, SCOPES + (ast.ClassDef,)):
+            pending.extend(ast.iter_child_nodes(node))
+
+
+def _local_loads(root):
+    """The name loads in ``root`` that read a function's own local (a parameter, or a name it assigns or loops
+    over and does not declare global): that value lies inside the function, which is read anyway, so a
+    module-level name of the same spelling is not followed from there."""
+    local_loads = set()
+    for scope in (node for node in ast.walk(root) if isinstance(node, SCOPES)):
+        own = list(_own_nodes(scope))
+        declared = {name for node in own if isinstance(node, (ast.Global, ast.Nonlocal)) for name in node.names}
+        bound = {node.arg for node in ast.walk(scope.args) if isinstance(node, ast.arg)}
+        bound |= {node.id for node in own if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load)}
+        bound |= {node.name for node in own if isinstance(node, SCOPES[:2] + (ast.ClassDef,))}
+        local_loads |= {id(node) for node in own if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
+                        and node.id in bound - declared}
+    return local_loads
 
 
 def _uses(node, imported=()):

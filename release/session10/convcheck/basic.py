@@ -36,15 +36,24 @@ def check_type(got, types, name, *, hint=None):
         fail(f"{name} has the wrong type.", names, f"{type(got).__name__}: {short(got)}", hint=hint)
 
 
-def check_scalar(got, expected, name, *, rtol=0.0, atol=0.0, hint=None):
-    """A number equal to ``expected``; exact unless a tolerance is given."""
+def check_scalar(got, expected, name, *, rtol=0.0, atol=0.0, hint=None, mistake=None):
+    """A number equal to ``expected``; exact unless a tolerance is given. ``mistake``, when known, names
+    what a wrong value suggests."""
     if isinstance(got, (bool, np.bool_)) or not isinstance(got, (numbers.Number, np.generic)) \
             or (isinstance(got, np.ndarray) and got.size != 1):
         fail(f"{name} should be a single number.", expected, f"{type(got).__name__}: {short(got)}", hint=hint)
     got_value = complex(got).real if isinstance(got, complex) else float(got)
     if not math.isfinite(got_value) or not math.isclose(got_value, float(expected), rel_tol=rtol, abs_tol=atol):
         tolerance_note = f" (tolerance: relative {rtol:g}, absolute {atol:g})" if (rtol or atol) else ""
-        fail(f"{name} is not right{tolerance_note}.", expected, got, hint=hint)
+        fail(f"{name} is not right{tolerance_note}.", expected, got, hint=None if mistake else hint, mistake=mistake)
+
+
+def check_dtype(got, dtype, name, *, hint=None):
+    """An array (or tensor) of exactly the element type ``dtype``; returns ``got``."""
+    got_dtype = getattr(got, "dtype", None)
+    if got_dtype is None or np.dtype(str(got_dtype).removeprefix("torch.")) != np.dtype(dtype):
+        fail(f"{name} has the wrong element type.", np.dtype(dtype).name, str(got_dtype), hint=hint)
+    return got
 
 
 def check_shape(got, expected, name, *, hint=None):
@@ -72,7 +81,10 @@ def check_array(got, expected, name, *, atol=0.0, rtol=0.0, hint=None, index_nam
     if got_array.dtype == object or not np.issubdtype(got_array.dtype, np.number) and got_array.dtype != bool:
         fail(f"{name} must hold numbers.", "numeric array", f"dtype {got_array.dtype}", hint=hint)
     difference = np.abs(got_array.astype(np.float64) - expected.astype(np.float64))
-    bound = np.broadcast_to(np.asarray(atol, dtype=np.float64) + rtol * np.abs(expected), expected.shape)
+    try:
+        bound = np.broadcast_to(np.asarray(atol, dtype=np.float64) + rtol * np.abs(expected), expected.shape)
+    except ValueError:  # a bound per element of the right output: both compared results have another shape
+        fail(f"{name}: the results compared have the wrong shape.", np.shape(atol), expected.shape, hint=hint)
     wrong = ~(difference <= bound)  # also catches NaN
     if not wrong.any():
         return

@@ -48,7 +48,14 @@ def diagnose_conv2d(func, *, style="full", device=None):
         if stride > 1 and got.shape == ref(image, kernel, padding, 1).shape:
             return "stride ignored when computing the output size"
         if padding and got.shape == ref(image, kernel, 0, stride).shape:
+            padded_corner = ref(image, kernel)[:got.shape[0], :got.shape[1]]
+            if same(got, padded_corner) and not same(got, ref(image, kernel, 0, stride)):
+                return ("output size taken from the image before padding: the values are right, but the output "
+                        "stops short; after np.pad the image is H + 2p high, so use its new shape for the sizes")
             return "padding ignored: the image was not padded before sliding the kernel"
+        if padding and got.shape == ref(image, kernel, 2 * padding, stride).shape:
+            return ("padded twice as much: np.pad(image, p) already adds p zeros on every side (2p in all), "
+                    "so pad by p, not 2p")
         for one_side in _pad_one_side(image, padding):
             if got.shape == ref(one_side, kernel, 0, stride).shape:
                 return "padding on one side only: pad p rows/columns on every side (top, bottom, left, right)"
@@ -167,6 +174,38 @@ def _right_without_padding(func, style, image, kernel, stride, device):
     except Exception:  # noqa: BLE001 - a probe that fails tells nothing
         return False
     return same(got, conv2d_reference(image, kernel, padding=0, stride=stride, device=device))
+
+
+def _refuses(func, style, image_shape, kernel_shape):
+    """Whether ``func`` raises ValueError for an image and a kernel of these shapes (padding 0, stride 1)."""
+    try:
+        call_in_style(func, style, np.ones(image_shape), np.ones(kernel_shape), 0, 1)
+    except ValueError:
+        return True
+    except Exception:  # noqa: BLE001 - another error is not a refusal
+        return False
+    return False
+
+
+# Wrong checks of whether the kernel fits, each as (what it refuses, what it lets through, what it means): every
+# probe pair fits, so a right check refuses none of them.
+_FIT_CHECKS = (
+    ((((3, 9), (2, 5)), ((9, 3), (5, 2))), (((5, 5), (2, 2)), ((6, 8), (3, 4))),
+     "the fit check compares the kernel's height with the image's width (or its width with the height): "
+     "a kernel fits when kH <= H and kW <= W, with H, W = image.shape and kH, kW = kernel.shape"),
+    ((((4, 5), (4, 5)), ((3, 3), (3, 3))), (((5, 6), (4, 5)), ((4, 4), (3, 3))),
+     "a kernel as large as the image fits (it has one position, one output); refuse only kH > H or kW > W "
+     "(>, not >=)"),
+)
+
+
+def fit_check_mistake(func, style):
+    """The wrong fit check that explains where ``func`` refuses kernels that fit, or None."""
+    for refused, accepted, meaning in _FIT_CHECKS:
+        if all(_refuses(func, style, *pair) for pair in refused) \
+                and not any(_refuses(func, style, *pair) for pair in accepted):
+            return meaning
+    return None
 
 
 def _raised(prefix, error):

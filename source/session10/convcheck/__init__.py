@@ -12,15 +12,16 @@ it should be, then the name the message uses; everything else is a keyword: ``at
 What the notebooks use, by topic:
 
 * failures (``failures``): ``CheckFailure``, ``check``, ``check_true``, ``NOT_WRITTEN``;
-* plain values (``basic``): ``check_type``, ``check_scalar``, ``check_shape``, ``check_array``,
+* plain values (``basic``): ``check_type``, ``check_scalar``, ``check_shape``, ``check_dtype``, ``check_array``,
   ``check_array_with_mistakes``, ``check_raises``, ``check_value_error``, ``to_numpy``;
 * answers worked out by hand (``answers``): ``check_hand_value``, ``check_entry``, ``check_int_sequence``,
   ``check_sizes``, ``check_choice``, ``check_function_values``, ``check_counts``;
 * inputs, devices, tolerances and references (``references``): ``rng``, ``NUMPY``, ``compute_device``,
   ``tolerance``, ``conv_atol``, ``precision_of``, ``conv2d_reference``, ``_batch_reference``;
 * a student's single-channel convolution (``single_channel``, ``diagnoses``, ``library``): ``check_conv2d``,
-  ``call_conv``, ``check_conv_property``, ``map_of``, ``at_valid_position``, ``check_true_convolution``,
-  ``diagnose_conv2d``,
+  ``call_conv``, ``check_conv_property``, ``map_of``, ``at_valid_position``, ``at_value_mistake``,
+  ``check_true_convolution``,
+  ``diagnose_conv2d``, ``fit_check_mistake``,
   ``check_no_library_conv``;
 * a student's batched convolution (``batched``, ``batch_diagnoses``, ``library``): ``check_conv2d_batch``,
   ``diagnose_conv2d_batch``, ``check_no_library_conv_batch``;
@@ -40,15 +41,15 @@ from . import hooks  # noqa: F401 - first: the submodules below read the package
 from .answers import (check_choice, check_counts, check_entry, check_function_values, check_hand_value,
                       check_int_sequence, check_sizes)
 from .backward import check_conv2d_backward, check_numerical_gradient
-from .basic import (check_array, check_array_with_mistakes, check_raises, check_scalar, check_shape, check_type,
-                    check_value_error, to_numpy)
+from .basic import (check_array, check_array_with_mistakes, check_dtype, check_raises, check_scalar, check_shape,
+                    check_type, check_value_error, to_numpy)
 from .batch_diagnoses import diagnose_conv2d_batch
 from .batched import check_conv2d_batch
 from .calls import _left_by_call  # noqa: F401 - hook
 from .contract import check_contract
-from .single_channel import (at_valid_position, call_conv, check_conv2d, check_conv_property,
+from .single_channel import (at_valid_position, at_value_mistake, call_conv, check_conv2d, check_conv_property,
                              check_true_convolution, map_of)
-from .diagnoses import diagnose_conv2d
+from .diagnoses import diagnose_conv2d, fit_check_mistake
 from .failures import NOT_WRITTEN, CheckFailure, call_student, check, check_true
 from .layers import check_channels, check_conv_layer, check_conv_weight
 from .matrix import conv_matrix_mistake
@@ -62,14 +63,16 @@ GRADING_SEED = None  # set by the grader: a test's random inputs then differ for
 
 __all__ = [
     "CheckFailure", "check", "check_true", "NOT_WRITTEN", "call_student",
-    "check_type", "check_scalar", "check_shape", "check_array", "check_array_with_mistakes", "check_raises",
+    "check_type", "check_scalar", "check_shape", "check_dtype",
+    "check_array", "check_array_with_mistakes", "check_raises",
     "check_value_error", "to_numpy",
     "check_hand_value", "check_entry", "check_int_sequence", "check_sizes", "check_choice", "check_function_values",
     "check_counts",
     "rng", "NUMPY", "compute_device", "tolerance", "conv_atol", "precision_of", "conv2d_reference",
     "_batch_reference",
-    "check_conv2d", "call_conv", "check_conv_property", "map_of", "at_valid_position", "check_true_convolution",
-    "diagnose_conv2d",
+    "check_conv2d", "call_conv", "check_conv_property", "map_of", "at_valid_position", "at_value_mistake",
+    "check_true_convolution",
+    "diagnose_conv2d", "fit_check_mistake",
     "check_no_library_conv",
     "check_conv2d_batch", "diagnose_conv2d_batch", "check_no_library_conv_batch",
     "check_contract", "conv_matrix_mistake",

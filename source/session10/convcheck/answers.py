@@ -28,10 +28,11 @@ def check_hand_value(got, expected, name, *, atol=0.0, hint=None, mistakes=None)
 
     Fractions (``fractions.Fraction(10, 9)``) count as numbers. ``mistakes``
     maps known wrong values to what they suggest; when ``got`` is one of them
-    (and is not right), its explanation replaces ``hint``.
+    (and is not right), its explanation is named as the likely mistake.
     """
     if hasattr(got, "shape") and np.size(to_numpy(got)) == 1 and np.ndim(to_numpy(got)) == 0:
         got = to_numpy(got).item()
+    mistake = None
     if _is_number(got) and mistakes:
         tol = max(atol, 1e-9)
         try:
@@ -39,8 +40,8 @@ def check_hand_value(got, expected, name, *, atol=0.0, hint=None, mistakes=None)
         except (TypeError, ValueError, OverflowError):
             right = False
         if not right:
-            hint = _known_mistake(got, mistakes, lambda g, w: math.isclose(float(g), float(w), abs_tol=tol)) or hint
-    check_scalar(got, expected, name, atol=atol, hint=hint)
+            mistake = _known_mistake(got, mistakes, lambda g, w: math.isclose(float(g), float(w), abs_tol=tol))
+    check_scalar(got, expected, name, atol=atol, hint=hint, mistake=mistake)
 
 
 def _grid_mistake(grid, grid_mistakes, atol):
@@ -137,6 +138,11 @@ def check_sizes(got, expected, name, *, labels=None, hint=None, mistakes=None):
     wrong = [p for p, (a, b) in enumerate(zip(values, expected)) if a != b]
     position = wrong[0]
     label = labels[position] if labels else f"position {position}"
+    offsets = {a - b for a, b in zip(values, expected)}
+    if hint is None and len(expected) > 1 and len(offsets) == 1:
+        offset = offsets.pop()
+        hint = (f"every number is {abs(offset)} {'more' if offset > 0 else 'less'} than expected: one constant "
+                "slip in the formula, the same for every number")
     fail(f"{name}: {len(wrong)} of {len(expected)} numbers are wrong.", expected, values,
          where=f"{label}: expected {expected[position]}, got {values[position]}", hint=hint)
 
@@ -181,11 +187,11 @@ def check_function_values(func, cases, name=None, *, hint=None, mistakes=None, p
         if got is None:
             fail_returned_nothing(call, expected)
         seen.append((args, kwargs, got))
-        this_hint = hint
+        mistake = None
         if not (_is_number(got) and got == expected) and mistakes:
             seen += _results_without_failing(func, list(cases[index + 1:]) + list(probes or ()))
-            this_hint = _mistake_explaining(seen, mistakes) or hint
-        check_scalar(got, expected, call, hint=this_hint)
+            mistake = _mistake_explaining(seen, mistakes)
+        check_scalar(got, expected, call, hint=hint, mistake=mistake)
 
 
 def _results_without_failing(func, cases):

@@ -37,6 +37,15 @@ def diagnose_conv2d_batch(func, *, device=None):
         if (got.shape[2:] == tuple(n + 1 for n in want.shape[2:])
                 or got.shape[2:] == tuple(n - 2 for n in want.shape[2:])):
             return "off-by-one output size: H_out = (H + 2p - kH) // s + 1"
+        if len(got.shape) == 4 and got.shape[:2] == want.shape[:2]:
+            for axis, name, rule in ((3, "W_out", "(W + 2p - kW) // s + 1, with the width W = x.shape[3] and "
+                                                  "kW = weight.shape[3] (not H or kH)"),
+                                     (2, "H_out", "(H + 2p - kH) // s + 1, with the height H = x.shape[2] and "
+                                                  "kH = weight.shape[2] (not W or kW)")):
+                other = 5 - axis
+                if got.shape[other] == want.shape[other] and got.shape[axis] != want.shape[axis]:
+                    return (f"{name} is {got.shape[axis]} on a probe where it should be {want.shape[axis]}, while "
+                            f"the other side is right: {name} = {rule}")
         return (f"{GENERIC_SHAPE} {got.shape} on a probe batch x {x.shape}, weight {w.shape}, padding 1, where "
                 f"(N, C_out, H_out, W_out) is {want.shape}")
     if same(got, ref(x, w, None)):

@@ -4,7 +4,7 @@ import numpy as np
 from . import hooks
 from .basic import check_array, to_numpy
 from .calls import call_in_style, check_result, describe, same
-from .diagnoses import GENERIC_SHAPE, diagnose_conv2d
+from .diagnoses import GENERIC_SHAPE, diagnose_conv2d, fit_check_mistake
 from .failures import CheckFailure, call_student, fail, fail_explained, fail_returned_nothing, result_of, short
 from .references import NUMPY, compute_device, conv2d_reference, conv_atol, precision_of, reference_name
 
@@ -39,6 +39,12 @@ def _wrong_helpers(helpers):
     return wrong
 
 
+def _explain_raised(func, style, explain):
+    """(likely mistake, hint) for a call that raised: a wrong fit check when the probes show one, else ``explain()``."""
+    fit = fit_check_mistake(func, style)
+    return (fit, None) if fit else explain()
+
+
 def check_conv2d(func, image, kernel, *, expected=None, name=None, padding=0, stride=1, style="full", device=None,
                  reference_dtype=np.float64, hint=None, diagnose=True, depends_on=None):
     """Compare ``func`` with torch's convolution (or with a hand-calculated ``expected``).
@@ -66,7 +72,7 @@ def check_conv2d(func, image, kernel, *, expected=None, name=None, padding=0, st
         return None, diagnose_conv2d(func, style=style, device=device) if diagnose else hint
 
     got = result_of(func, name, call, lambda: call_in_style(func, style, image, kernel, padding, stride, copy=False),
-                    explain)
+                    lambda: _explain_raised(func, style, explain))
     if expected is None:
         expected = conv2d_reference(image_before, kernel_before, padding=padding, stride=stride, device=device,
                                     dtype=reference_dtype)
@@ -95,9 +101,11 @@ def call_conv(func, *args, name=None, style=None, **kwargs):
     the failure also carries the probes' diagnosis.
     """
     name = name or getattr(func, "__name__", "your function")
-    call = f"{name}(" + ", ".join([describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()]) + ")"
+    arguments = [describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()]
+    call = f"{_call_of(name)}(" + ", ".join(arguments) + ")"
     got = result_of(func, name, call, lambda: func(*args, **kwargs),
-                    (lambda: (None, diagnose_conv2d(func, style=style))) if style else None)
+                    (lambda: _explain_raised(func, style, lambda: (None, diagnose_conv2d(func, style=style))))
+                    if style else None)
     if got is None:
         fail_returned_nothing(call, "an array")
     try:
@@ -150,15 +158,42 @@ def map_of(at_function, name=None):
 
 
 def at_valid_position(at_function, image, kernel, i, j, *, label=None):
-    """``at_function(image, kernel, i, j)`` at a position that is valid: a ValueError there is named as an
-    off-by-one position check when that explains where the function refuses (else it is raised as it is);
-    ``label`` names the function in that message (default: its own name)."""
+    """``at_function(image, kernel, i, j)`` at a position that is valid: a ValueError there fails, naming the
+    wrong position check when one explains where the function refuses; ``label`` names the function in that
+    message (default: its own name)."""
     name = getattr(at_function, "__name__", "your function")
     try:
         return call_student(at_function, image, kernel, i, j, name=name)
     except ValueError as error:
+        if any(text in str(error) for text in MATRIX_PRODUCT_ERRORS):
+            (H, W), (kh, kw) = np.shape(image), np.shape(kernel)
+            fail(f"{_call_of(label or name)}(image {H}x{W}, kernel {kh}x{kw}, {i}, {j}) raised an error.", "a number",
+                 f"ValueError: {error}", mistake=MATRIX_PRODUCT)
         _fail_refused_position(at_function, label or name, image, kernel, (i, j), error)
-        raise
+
+
+def _call_of(label):
+    """``label`` ready to take its arguments: a function's name directly, a description after a space."""
+    return label if label.isidentifier() else f"{label} "
+
+
+# what NumPy says when a matrix product meets shapes it cannot multiply, and what it means here
+MATRIX_PRODUCT_ERRORS = ("not aligned", "matmul: Input operand")
+MATRIX_PRODUCT = ("a matrix product (np.dot or @) of the patch and the kernel: a convolution multiplies them element "
+                  "by element (patch * kernel) and then sums all the products")
+
+
+def at_value_mistake(at_function):
+    """What a one-position function's wrong value suggests, tried on a probe, or None: a matrix product."""
+    patch = np.array([[1.0, 2.0, 0.0], [-1.0, 3.0, 1.0], [2.0, 0.0, 1.0]])
+    kernel = np.array([[0.0, 1.0, 2.0], [1.0, -1.0, 0.0], [3.0, 1.0, 1.0]])
+    try:
+        got = float(np.asarray(call_student(at_function, patch, kernel, 0, 0, name="probe")).reshape(-1)[0])
+    except ValueError as error:
+        return MATRIX_PRODUCT if any(text in str(error) for text in MATRIX_PRODUCT_ERRORS) else None
+    except Exception:  # noqa: BLE001 - a probe that cannot run names nothing
+        return None
+    return MATRIX_PRODUCT if np.isclose(got, np.sum(patch @ kernel)) else None
 
 
 def _refused_positions(at_function, image, kernel):
@@ -178,52 +213,58 @@ def _refused_positions(at_function, image, kernel):
     return refused, rows, cols
 
 
-# Which valid positions a strict ``<`` in the position check refuses: the last row of positions
-# (i == H - kh), the last column (j == W - kw), or both; and what each such check is told.
-_STRICT_CHECKS = (
-    ((True, True), "off by one in the position check: i = H - kh and j = W - kw are valid (the kernel's last row "
-                   "then lands on the image's last row, its last column on the image's last column) but are "
-                   "refused; allow 0 <= i <= H - kh and 0 <= j <= W - kw (<=, not <)"),
-    ((True, False), "off by one in the row check: i = H - kh is valid (the kernel's last row then lands on the "
-                    "image's last row) but is refused; allow 0 <= i <= H - kh (<=, not <)"),
-    ((False, True), "off by one in the column check: j = W - kw is valid (the kernel's last column then lands on "
-                    "the image's last column) but is refused; allow 0 <= j <= W - kw (<=, not <)"),
+# Position checks that refuse some valid positions, each as (which valid (i, j) it refuses, given the image's
+# H, W and the kernel's kh, kw; what the student is told). On the probes no two refuse the same positions.
+_POSITION_CHECKS = (
+    (lambda i, j, H, W, kh, kw: i == H - kh or j == W - kw,
+     "off by one in the position check: i = H - kh and j = W - kw are valid (the kernel's last row then lands on "
+     "the image's last row, its last column on the image's last column) but are refused; allow "
+     "0 <= i <= H - kh and 0 <= j <= W - kw (<=, not <)"),
+    (lambda i, j, H, W, kh, kw: i == H - kh,
+     "off by one in the row check: i = H - kh is valid (the kernel's last row then lands on the image's last row) "
+     "but is refused; allow 0 <= i <= H - kh (<=, not <)"),
+    (lambda i, j, H, W, kh, kw: j == W - kw,
+     "off by one in the column check: j = W - kw is valid (the kernel's last column then lands on the image's last "
+     "column) but is refused; allow 0 <= j <= W - kw (<=, not <)"),
+    (lambda i, j, H, W, kh, kw: i > W - kh or j > H - kw,
+     "the image's sides are swapped in the position check: a row i is limited by the image's height "
+     "(i <= H - kh, H = image.shape[0]) and a column j by its width (j <= W - kw, W = image.shape[1])"),
+    (lambda i, j, H, W, kh, kw: i > H - kw or j > W - kh,
+     "the kernel's sides are swapped in the position check: a row i is limited by the kernel's height "
+     "(i <= H - kh, kh = kernel.shape[0]) and a column j by its width (j <= W - kw, kw = kernel.shape[1])"),
 )
 
 
-def _strict_check_mistake(at_function, image, kernel):
-    """The off-by-one position check whose prediction is exactly where ``at_function`` refuses valid positions
-    (ValueError at every position of the last row and/or column of positions, nowhere else), on ``image``
-    and on a 7x9 probe with a 2x3 and with a 3x2 kernel; else None. On the probes the three checks refuse
-    different positions, and a check that swaps the kernel's sides (i against W - kw) refuses the last row
-    with one kernel but the last column with the other, so it is not taken for one of them."""
+def _position_check_mistake(at_function, image, kernel):
+    """The wrong position check whose prediction is exactly where ``at_function`` refuses valid positions, on
+    ``image`` and on a 7x9 probe with a 2x3 and with a 3x2 kernel; else None."""
     probe = np.random.default_rng(10).integers(-4, 5, size=(7, 9)).astype(np.float64)
     wide = np.array([[1.0, 2.0, 0.0], [-1.0, 3.0, 1.0]])
-    found = [_refused_positions(at_function, img, ker)
-             for img, ker in ((image, kernel), (probe, wide), (probe, np.ascontiguousarray(wide.T)))]
+    cases = [(image, kernel), (probe, wide), (probe, np.ascontiguousarray(wide.T))]
+    found = [_refused_positions(at_function, img, ker) for img, ker in cases]
     if any(f is None for f in found):
         return None
-    for (last_row, last_col), text in _STRICT_CHECKS:
+    for refuses, text in _POSITION_CHECKS:
         if all(refused == {(i, j) for i in range(rows) for j in range(cols)
-                           if (last_row and i == rows - 1) or (last_col and j == cols - 1)}
-               for refused, rows, cols in found):
+                           if refuses(i, j, *np.shape(img), *np.shape(ker))}
+               for (refused, rows, cols), (img, ker) in zip(found, cases)):
             return text
     return None
 
 
 def _fail_refused_position(at_function, label, image, kernel, position, error):
-    """Fail naming the off-by-one check when it explains the ValueError ``at_function`` raised at the valid
-    ``position``; return (the caller re-raises the error) when it does not."""
+    """Fail: ``at_function`` raised ``error`` (a ValueError) at the valid ``position``; naming the wrong
+    position check when one explains where it refuses."""
     try:
-        mistake = _strict_check_mistake(at_function, image, kernel)
+        mistake = _position_check_mistake(at_function, image, kernel)
     except Exception:  # noqa: BLE001 - a probe that cannot run names nothing
         mistake = None
-    if mistake is None:
-        return
     (H, W), (kh, kw), (i, j) = np.shape(image), np.shape(kernel), position
-    fail(f"{label}(image {H}x{W}, kernel {kh}x{kw}) raised an error at a valid position.", "a number",
+    fail(f"{_call_of(label)}(image {H}x{W}, kernel {kh}x{kw}) raised an error at a valid position.", "a number",
          f"{type(error).__name__}: {error}",
-         where=f"(i={i}, j={j}); the valid positions are i in 0..{H - kh}, j in 0..{W - kw}", mistake=mistake)
+         where=f"(i={i}, j={j}); the valid positions are i in 0..{H - kh}, j in 0..{W - kw}", mistake=mistake,
+         hint=None if mistake else "refuse only positions where the kernel sticks out: i > H - kh or j > W - kw "
+                                   "(or a negative i or j)")
 
 
 def _orientation_mistake(got, image, kernel, device):
