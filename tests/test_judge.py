@@ -251,6 +251,8 @@ def test_a_function_s_own_locals_are_not_taken_for_module_names():
     assert libraryscan.library_calls([timing, own], "conv2d") == []
     reads_module = "def conv2d(i, k):\n    def inner():\n        return run(i)\n    return inner()"
     assert libraryscan.library_calls([timing, reads_module], "conv2d") == ["nn.Conv2d"]
+    default = "def conv2d(i, k, run=run):\n    return run(i)"     # a default is read in the enclosing scope
+    assert libraryscan.library_calls([timing, default], "conv2d") == ["nn.Conv2d"]
 
 
 def test_a_library_helper_in_a_handed_in_module_is_followed():

@@ -190,9 +190,10 @@ SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 
 
 def _own_nodes(scope):
-    """The nodes of one function that belong to its own scope: nested functions and classes are left out
-    (their names, which the function binds, are kept)."""
-    pending = list(ast.iter_child_nodes(scope))
+    """The nodes of one function's body that belong to its own scope: nested functions and classes are left out
+    (their names, which the function binds, are kept), and so are default values, decorators and annotations,
+    which are read in the enclosing scope."""
+    pending = list(scope.body) if isinstance(scope.body, list) else [scope.body]
     while pending:
         node = pending.pop()
         yield node
