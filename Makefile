@@ -1,8 +1,8 @@
 # On a fresh clone (see README; times on a 2-core machine, after the install):
 #   make grade    the instructor pipeline on the sample class of eight (about 2 min)
-#   make check    the test suite without the whole-corpus autograde and the browser (3-5 min)
-#   make test     the whole test suite, what CI runs (.ci/run; about 21 min)
-#   make corpus   every spec in submissions/ graded and checked against its spec (about 5 min)
+#   make check    the test suite without the whole-corpus autograde and the browser (about 16 min)
+#   make test     the whole test suite, what CI runs (.ci/run; about 70 min)
+#   make corpus   every spec in submissions/ graded and checked against its spec (about 25 min)
 # Each creates .venv (or reuses it) and installs requirements.txt, the tested lock, first.
 
 # The newest supported Python on PATH that runs (python3.13, then python3.12, then python3.11;
