@@ -51,7 +51,7 @@ def check_scalar(got, expected, name, *, rtol=0.0, atol=0.0, hint=None, mistake=
 def check_dtype(got, dtype, name, *, hint=None):
     """An array (or tensor) of exactly the element type ``dtype``; returns ``got``."""
     got_dtype = getattr(got, "dtype", None)
-    if got_dtype is None or np.dtype(str(got_dtype).removeprefix("torch.")) != np.dtype(dtype):
+    if got_dtype is None or str(got_dtype).removeprefix("torch.") != np.dtype(dtype).name:
         fail(f"{name} has the wrong element type.", np.dtype(dtype).name, str(got_dtype), hint=hint)
     return got
 
