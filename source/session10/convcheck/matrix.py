@@ -31,20 +31,18 @@ def conv_matrix_mistake(conv_as_matrix, kernel, height, width):
         got = np.asarray(conv_as_matrix(kernel, height, width), dtype=float)
     except Exception:  # noqa: BLE001 - the check itself reports the error
         return None
-    right_row, right_col = (lambda i, j: i * o_w + j), (lambda r, c: r * width + c)
+    right = [(i * o_w + j, (i + m) * width + j + n) for i, j, m, n in np.ndindex(o_h, o_w, k_h, k_w)]
     for row_of, col_of, told in _slips(height, width, o_h, o_w):
-        places = [(row_of(i, j), col_of(i + m, j + n), m, n, row_of(i, j) != right_row(i, j)
-                   or col_of(i + m, j + n) != right_col(i + m, j + n))
-                  for i, j in np.ndindex(o_h, o_w) for m, n in np.ndindex(k_h, k_w)]
-        if not any(differs for *_, differs in places) \
-                or any(not (0 <= row < o_h * o_w and 0 <= col < height * width) for row, col, *_ in places):
-            continue
+        entries = [(row_of(i, j), col_of(i + m, j + n)) for i, j, m, n in np.ndindex(o_h, o_w, k_h, k_w)]
+        if entries == right or not all(0 <= r < o_h * o_w and 0 <= c < height * width for r, c in entries):
+            continue   # the same as the right rule here, or one the student's loops could not have run
         built = np.zeros((3, o_h * o_w, height * width))
-        for row, col, m, n, _ in places:               # m before n, as the loops are usually written
-            built[0, row, col] = kernel[m, n]
-            built[2, row, col] += kernel[m, n]
-        for row, col, m, n, _ in sorted(places, key=lambda place: (place[0], place[3], place[2])):
-            built[1, row, col] = kernel[m, n]          # n before m
+        for i, j in np.ndindex(o_h, o_w):
+            for m, n in np.ndindex(k_h, k_w):
+                built[0, row_of(i, j), col_of(i + m, j + n)] = kernel[m, n]
+                built[2, row_of(i, j), col_of(i + m, j + n)] += kernel[m, n]
+            for n, m in np.ndindex(k_w, k_h):
+                built[1, row_of(i, j), col_of(i + m, j + n)] = kernel[m, n]
         if got.shape == built[0].shape and any(np.allclose(got, b, rtol=1e-12, atol=1e-12) for b in built):
             return told
     return None
